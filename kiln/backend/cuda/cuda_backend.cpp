@@ -1,0 +1,205 @@
+// The CUDA implementation of the GPU seam: devices, streams, stream-ordered memory pools, copies.
+#include <cuda_runtime.h>
+
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "kiln/backend/cuda/cuda_backend.h"
+#include "kiln/errors.h"
+
+namespace kiln {
+
+namespace cuda {
+
+void check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // clear sticky-free errors so later calls are not blamed
+    fail<RuntimeError>("[cuda] ", what, ": ", cudaGetErrorString(err));
+  }
+}
+
+}  // namespace cuda
+
+namespace {
+
+class CudaBackend final : public GpuBackend {
+ public:
+  const char* name() const override { return "cuda"; }
+
+  int device_count() override {
+    std::call_once(count_once_, [this] {
+      int n = 0;
+      if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();
+        n = 0;
+      }
+      count_ = n;
+      for (int d = 0; d < n; ++d) {
+        cudaMemPool_t pool;
+        if (cudaDeviceGetDefaultMemPool(&pool, d) == cudaSuccess) {
+          // Keep freed memory in the pool for reuse instead of returning it at each sync.
+          uint64_t keep = UINT64_MAX;
+          cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+        }
+      }
+    });
+    return count_;
+  }
+
+  GpuDeviceInfo device_info(int device) override {
+    cudaDeviceProp prop;
+    cuda::check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+    GpuDeviceInfo info;
+    info.name = prop.name;
+    info.total_memory = prop.totalGlobalMem;
+    info.multiprocessors = prop.multiProcessorCount;
+    info.compute_major = prop.major;
+    info.compute_minor = prop.minor;
+    set_device(device);
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) info.free_memory = free_b;
+    return info;
+  }
+
+  void* malloc(size_t bytes, int device, int stream) override {
+    cudaStream_t s = get_stream(device, stream);
+    void* p = nullptr;
+    cudaError_t err = cudaMallocAsync(&p, bytes, s);
+    if (err == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      trim_cache();
+      cudaDeviceSynchronize();
+      err = cudaMallocAsync(&p, bytes, s);
+    }
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      fail<RuntimeError>("[malloc] could not allocate ", bytes, " bytes on GPU ", device, ": ",
+                         cudaGetErrorString(err));
+    }
+    return p;
+  }
+
+  void free(void* ptr, int device, int stream) override {
+    set_device(device);
+    cudaFreeAsync(ptr, get_stream(device, stream < 0 ? 0 : stream));
+  }
+
+  size_t cached_bytes() override {
+    size_t total = 0;
+    for (int d = 0; d < device_count(); ++d) {
+      cudaMemPool_t pool;
+      if (cudaDeviceGetDefaultMemPool(&pool, d) != cudaSuccess) continue;
+      uint64_t reserved = 0, used = 0;
+      cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved);
+      cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used);
+      total += reserved - used;
+    }
+    return total;
+  }
+
+  void trim_cache() override {
+    for (int d = 0; d < device_count(); ++d) {
+      set_device(d);
+      cudaDeviceSynchronize();
+      cudaMemPool_t pool;
+      if (cudaDeviceGetDefaultMemPool(&pool, d) == cudaSuccess) cudaMemPoolTrimTo(pool, 0);
+    }
+  }
+
+  void copy_to_host(void* dst, const void* src, size_t bytes, int device, int stream) override {
+    cudaStream_t s = get_stream(device, stream);
+    cuda::check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s), "copy to host");
+    cuda::check(cudaStreamSynchronize(s), "synchronize after copy to host");
+  }
+
+  void copy_to_device(void* dst, const void* src, size_t bytes, int device, int stream) override {
+    cudaStream_t s = get_stream(device, stream);
+    cuda::check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s), "copy to device");
+  }
+
+  void copy_device_to_device(void* dst, const void* src, size_t bytes, int device, int stream) override {
+    cudaStream_t s = get_stream(device, stream);
+    cuda::check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s), "device copy");
+  }
+
+  void stream_wait(int device, int stream, int other) override {
+    if (other < 0 || other == stream) return;
+    cudaStream_t s = get_stream(device, stream), o = get_stream(device, other);
+    cudaEvent_t ev;
+    cuda::check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "event create");
+    cuda::check(cudaEventRecord(ev, o), "event record");
+    cuda::check(cudaStreamWaitEvent(s, ev, 0), "stream wait");
+    cudaEventDestroy(ev);
+  }
+
+  void synchronize(int device, int stream) override {
+    cuda::check(cudaStreamSynchronize(get_stream(device, stream)), "stream synchronize");
+  }
+
+  void synchronize_all() override {
+    std::vector<std::pair<int, int>> keys;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (auto& [k, s] : streams_) keys.push_back(k);
+    }
+    for (auto& [d, s] : keys) synchronize(d, s);
+  }
+
+  cudaStream_t get_stream(int device, int stream) {
+    set_device(device);
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto key = std::make_pair(device, stream);
+    auto it = streams_.find(key);
+    if (it != streams_.end()) return it->second;
+    cudaStream_t s;
+    cuda::check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "stream create");
+    streams_.emplace(key, s);
+    return s;
+  }
+
+  void set_device(int device) {
+    thread_local int current = -1;
+    if (current != device) {
+      cuda::check(cudaSetDevice(device), "cudaSetDevice");
+      current = device;
+    }
+  }
+
+ private:
+  struct PairHash {
+    size_t operator()(const std::pair<int, int>& p) const { return std::hash<int64_t>()((int64_t(p.first) << 32) | p.second); }
+  };
+  std::once_flag count_once_;
+  int count_ = 0;
+  std::mutex mutex_;
+  std::unordered_map<std::pair<int, int>, cudaStream_t, PairHash> streams_;
+};
+
+CudaBackend& backend() {
+  static CudaBackend* b = new CudaBackend();  // lives for the whole process
+  return *b;
+}
+
+}  // namespace
+
+GpuBackend* gpu_backend() { return &backend(); }
+
+namespace cuda {
+cudaStream_t stream_of(const array& a) { return backend().get_stream(a.device().index, a.stream().index); }
+
+const cudaDeviceProp& device_props(int device) {
+  static std::mutex m;
+  static std::unordered_map<int, cudaDeviceProp> props;
+  std::lock_guard<std::mutex> lock(m);
+  auto it = props.find(device);
+  if (it == props.end()) {
+    cudaDeviceProp p;
+    check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
+    it = props.emplace(device, p).first;
+  }
+  return it->second;
+}
+}  // namespace cuda
+
+}  // namespace kiln

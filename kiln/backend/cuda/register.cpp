@@ -1,0 +1,23 @@
+// Fills the GPU kernel table with the CUDA kernels. Each topic file registers its own.
+#include "kiln/backend/kernels.h"
+
+namespace kiln {
+
+void register_view_kernels(Backend backend);
+
+namespace cuda {
+void register_gpu_unary();
+void register_gpu_binary();
+void register_gpu_copy();
+void register_gpu_creation();
+}  // namespace cuda
+
+void register_gpu_kernels() {
+  register_view_kernels(Backend::gpu);
+  cuda::register_gpu_unary();
+  cuda::register_gpu_binary();
+  cuda::register_gpu_copy();
+  cuda::register_gpu_creation();
+}
+
+}  // namespace kiln

@@ -1,0 +1,50 @@
+// The seam between the core and a GPU backend. The core (buffers, eval, device selection) talks to
+// the GPU only through this interface; the CUDA backend implements it, and another GPU backend
+// would implement it the same way. Streams are identified by kiln's stream index.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace kiln {
+
+struct GpuDeviceInfo {
+  std::string name;
+  size_t total_memory = 0;
+  size_t free_memory = 0;
+  int multiprocessors = 0;
+  int compute_major = 0;
+  int compute_minor = 0;
+};
+
+class GpuBackend {
+ public:
+  virtual ~GpuBackend() = default;
+  virtual const char* name() const = 0;
+  virtual int device_count() = 0;
+  virtual GpuDeviceInfo device_info(int device) = 0;
+
+  // Stream-ordered device memory: valid for work on `stream` once the call returns.
+  virtual void* malloc(size_t bytes, int device, int stream) = 0;
+  virtual void free(void* ptr, int device, int stream) = 0;
+  // Bytes held by the device pools but not in use (the GPU part of the cache).
+  virtual size_t cached_bytes() = 0;
+  virtual void trim_cache() = 0;
+
+  // Copies between host memory and device memory, ordered on `stream`. to_host waits for the
+  // copy (and everything before it on the stream) to finish.
+  virtual void copy_to_host(void* dst, const void* src, size_t bytes, int device, int stream) = 0;
+  virtual void copy_to_device(void* dst, const void* src, size_t bytes, int device, int stream) = 0;
+  virtual void copy_device_to_device(void* dst, const void* src, size_t bytes, int device, int stream) = 0;
+
+  // Makes work on `stream` wait for all work so far on `other` (same device).
+  virtual void stream_wait(int device, int stream, int other) = 0;
+  virtual void synchronize(int device, int stream) = 0;
+  virtual void synchronize_all() = 0;
+};
+
+// The GPU backend built into this library, or nullptr when kiln was built without one or no
+// driver could be loaded. Never throws.
+GpuBackend* gpu_backend();
+
+}  // namespace kiln

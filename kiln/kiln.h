@@ -1,0 +1,10 @@
+// The one header users include.
+#pragma once
+
+#include "kiln/array.h"
+#include "kiln/device.h"
+#include "kiln/dtype.h"
+#include "kiln/eval.h"
+#include "kiln/memory.h"
+#include "kiln/ops.h"
+#include "kiln/version.h"

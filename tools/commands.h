@@ -1,0 +1,11 @@
+// The subcommands of the `kiln` program.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace kiln::tools {
+
+int info(const std::vector<std::string>& args);
+
+}  // namespace kiln::tools

@@ -1,0 +1,37 @@
+// `kiln`: the command-line program.
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "tools/commands.h"
+
+namespace {
+
+void usage() {
+  std::cout << "usage: kiln <command> [options]\n\n"
+               "commands:\n"
+               "  info [--ops]   version, build options and devices; --ops lists every operation\n"
+               "                 with the backends that implement it\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    usage();
+    return argc < 2 ? 1 : 0;
+  }
+  std::string command = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  try {
+    if (command == "info") return kiln::tools::info(args);
+    std::cerr << "kiln: unknown command '" << command << "'\n";
+    usage();
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "kiln " << command << ": " << e.what() << "\n";
+    return 1;
+  }
+}
