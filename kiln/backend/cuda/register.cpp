@@ -10,6 +10,12 @@ void register_gpu_unary();
 void register_gpu_binary();
 void register_gpu_copy();
 void register_gpu_creation();
+void register_gpu_reduce();
+void register_gpu_scan();
+void register_gpu_index();
+void register_gpu_matmul();
+void register_gpu_sort();
+void register_gpu_random();
 }  // namespace cuda
 
 void register_gpu_kernels() {
@@ -18,6 +24,12 @@ void register_gpu_kernels() {
   cuda::register_gpu_binary();
   cuda::register_gpu_copy();
   cuda::register_gpu_creation();
+  cuda::register_gpu_reduce();
+  cuda::register_gpu_scan();
+  cuda::register_gpu_index();
+  cuda::register_gpu_matmul();
+  cuda::register_gpu_sort();
+  cuda::register_gpu_random();
 }
 
 }  // namespace kiln

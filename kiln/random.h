@@ -1,0 +1,5 @@
+#pragma once
+
+#include "kiln/array.h"
+
+namespace kiln {}  // namespace kiln
