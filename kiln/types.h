@@ -37,14 +37,30 @@ KILN_HD float bits_float(uint32_t u) {
 #endif
 }
 
+// double -> float rounding to odd: an inexact result gets its last bit set, which keeps the
+// information a later rounding to a narrower format needs. A double then rounds correctly
+// (once, to nearest even) into float16/bfloat16 through float, as float has more than two extra
+// significand bits; a plain cast to float could land on a midpoint and round twice.
+KILN_HD float float_round_odd(double d) {
+  float f = static_cast<float>(d);
+  if (static_cast<double>(f) != d && f == f) {
+    uint32_t u = float_bits(f);
+    if ((u & 1u) == 0) {  // the even neighbour: step to the odd one on d's side
+      u = std::fabs(static_cast<double>(f)) > std::fabs(d) ? u - 1 : u + 1;
+      f = bits_float(u);
+    }
+  }
+  return f;
+}
+
 // IEEE binary16. Conversions round to nearest even.
 struct float16_t {
   uint16_t bits = 0;
 
   float16_t() = default;
   KILN_HD float16_t(float f) : bits(from_float(f)) {}
-  KILN_HD float16_t(double d) : float16_t(static_cast<float>(d)) {}
-  KILN_HD float16_t(int i) : float16_t(static_cast<float>(i)) {}
+  KILN_HD float16_t(double d) : bits(from_float(float_round_odd(d))) {}
+  KILN_HD float16_t(int i) : float16_t(static_cast<double>(i)) {}
   KILN_HD operator float() const { return to_float(bits); }
 
   static KILN_HD float16_t from_bits(uint16_t b) {
@@ -98,8 +114,8 @@ struct bfloat16_t {
 
   bfloat16_t() = default;
   KILN_HD bfloat16_t(float f) : bits(from_float(f)) {}
-  KILN_HD bfloat16_t(double d) : bfloat16_t(static_cast<float>(d)) {}
-  KILN_HD bfloat16_t(int i) : bfloat16_t(static_cast<float>(i)) {}
+  KILN_HD bfloat16_t(double d) : bits(from_float(float_round_odd(d))) {}
+  KILN_HD bfloat16_t(int i) : bfloat16_t(static_cast<double>(i)) {}
   KILN_HD operator float() const { return bits_float(static_cast<uint32_t>(bits) << 16); }
 
   static KILN_HD bfloat16_t from_bits(uint16_t b) {
@@ -185,8 +201,8 @@ KILN_HD To convert(From x) {
       return convert<To>(x.re);
     }
   } else if constexpr (std::is_same_v<To, float16_t> || std::is_same_v<To, bfloat16_t>) {
-    if constexpr (std::is_same_v<From, double>) {
-      return To(static_cast<float>(x));
+    if constexpr (std::is_same_v<From, double> || (std::is_integral_v<From> && sizeof(From) >= 4)) {
+      return To(static_cast<double>(x));  // one rounding (see float_round_odd)
     } else {
       return To(static_cast<float>(x));
     }

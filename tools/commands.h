@@ -7,5 +7,6 @@
 namespace kiln::tools {
 
 int info(const std::vector<std::string>& args);
+int demo(const std::vector<std::string>& args);
 
 }  // namespace kiln::tools

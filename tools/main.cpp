@@ -13,7 +13,8 @@ void usage() {
   std::cout << "usage: kiln <command> [options]\n\n"
                "commands:\n"
                "  info [--ops]   version, build options and devices; --ops lists every operation\n"
-               "                 with the backends that implement it\n";
+               "                 with the backends that implement it\n"
+               "  demo [--size N] a short tour of lazy arrays on the default device\n";
 }
 
 }  // namespace
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 2, argv + argc);
   try {
     if (command == "info") return kiln::tools::info(args);
+    if (command == "demo") return kiln::tools::demo(args);
     std::cerr << "kiln: unknown command '" << command << "'\n";
     usage();
     return 2;

@@ -48,7 +48,17 @@ KILN_HD T floor_div_(T a, T b) {
       return a / b;
     }
   } else {
-    return std::floor(a / b);
+    // Python's (and NumPy's) float floor division goes through fmod, so that it agrees with
+    // remainder: a == b * (a // b) + a % b as nearly as floating point allows. floor(a / b) would
+    // give 1 // 0.1 == 10 where Python gives 9, because 1 / 0.1 rounds up to 10.
+    if (b == T(0)) return a / b;
+    T mod = std::fmod(a, b);
+    T div = (a - mod) / b;
+    if (mod != T(0) && ((b < T(0)) != (mod < T(0)))) div -= T(1);
+    if (div == T(0)) return std::copysign(T(0), a / b);
+    T fl = std::floor(div);
+    if (div - fl > T(0.5)) fl += T(1);  // snap to the nearest integer
+    return fl;
   }
 }
 

@@ -56,10 +56,14 @@ struct Sign {
   static constexpr bool supports = !std::is_same_v<T, bool> && !is_cplx<T>;
   template <class T>
   KILN_HD T operator()(T x) const {
-    if constexpr (std::is_floating_point_v<T>) {
-      if (x != x) return x;
+    if constexpr (std::is_unsigned_v<T>) {
+      return x > T(0) ? T(1) : T(0);
+    } else {
+      if constexpr (std::is_floating_point_v<T>) {
+        if (x != x) return x;
+      }
+      return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
     }
-    return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
   }
 };
 

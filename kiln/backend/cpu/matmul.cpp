@@ -1,8 +1,255 @@
-// CPU kernels: matmul.
+// CPU kernels of matmul and addmm. float32, float64 and complex64 go to OpenBLAS; float16 and
+// bfloat16 are converted to float32 per product, multiplied by sgemm (float32 accumulation) and
+// converted back; integers and bool use a plain loop. Operands are read in place whenever BLAS can
+// describe their layout (transposed ones included); an operand that has none is copied once.
+#include <cblas.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <vector>
+
+#include "kiln/backend/common/matmul_plan.h"
+#include "kiln/backend/cpu/utils.h"
 #include "kiln/backend/kernels.h"
+#include "kiln/primitives_linalg.h"
 
 namespace kiln::cpu {
 
-void register_cpu_matmul() {}
+namespace {
+
+using gemm::Plan;
+
+// Products of at most this many multiply-adds run one per thread across the batch; bigger ones
+// run one after another, each using OpenBLAS's own threads.
+constexpr int64_t kSmallGemm = int64_t{1} << 18;
+
+template <class T>
+constexpr bool is_half = std::is_same_v<T, float16_t> || std::is_same_v<T, bfloat16_t>;
+
+int blas_int(int64_t v, const char* op) {
+  if (v > INT_MAX) fail<ValueError>("[", op, "] dimension ", v, " is too large for BLAS");
+  return static_cast<int>(v);
+}
+
+CBLAS_TRANSPOSE blas_trans(bool t) { return t ? CblasTrans : CblasNoTrans; }
+
+void blas_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
+               float beta, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, blas_trans(ta), blas_trans(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void blas_gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b, int ldb,
+               double beta, double* c, int ldc) {
+  cblas_dgemm(CblasRowMajor, blas_trans(ta), blas_trans(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void blas_gemm(bool ta, bool tb, int m, int n, int k, complex64_t alpha, const complex64_t* a, int lda,
+               const complex64_t* b, int ldb, complex64_t beta, complex64_t* c, int ldc) {
+  cblas_cgemm(CblasRowMajor, blas_trans(ta), blas_trans(tb), m, n, k, &alpha, a, lda, b, ldb, &beta, c, ldc);
+}
+
+// Calls chunk(begin, end) over the batch: spread across threads when the products are small,
+// inline (one product after another) when each is big enough to use the threads itself.
+template <class F>
+void over_batch(const Plan& p, F&& chunk) {
+  int64_t work = std::max<int64_t>(p.M * p.N * p.K, 1);
+  int64_t n = p.batch.count();
+  int64_t grain = work >= kSmallGemm ? n : std::max<int64_t>(1, kSmallGemm / work);
+  parallel_for(n, grain, chunk);
+}
+
+// A row-contiguous copy of `shape` elements read with `strides` (any layout).
+template <class T>
+void gather(const T* src, const Shape& shape, const Strides& strides, T* dst) {
+  Strides ds = row_major_strides(shape);
+  auto c = collapse<2>(shape, {&strides, &ds});
+  parallel_for(shape_size(shape), kElementwiseGrain, [&](int64_t b, int64_t e) {
+    for_each_strided(c, b, e, [&](const std::array<int64_t, 2>& o) { dst[o[1]] = src[o[0]]; });
+  });
+}
+
+// An operand as BLAS reads it: in place, or a compact copy when its layout has no BLAS form.
+template <class T>
+struct BlasInput {
+  const T* ptr = nullptr;
+  Strides strides;
+  std::vector<T> copy;
+
+  explicit BlasInput(const array& x) : ptr(x.host_data<T>()), strides(x.strides()) {
+    const int nd = x.ndim();
+    gemm::Operand op;
+    if (gemm::blas_layout(x.shape()[nd - 2], x.shape()[nd - 1], strides[nd - 2], strides[nd - 1], op)) return;
+    Shape cshape;
+    gemm::compact_layout(x.shape(), x.strides(), cshape, strides);
+    copy.resize(shape_size(cshape));
+    gather(ptr, cshape, x.strides(), copy.data());
+    ptr = copy.data();
+  }
+};
+
+template <class T>
+void gemm_blas(const array& a, const array& b, const array& out, T* c, double alpha, double beta, const char* op) {
+  BlasInput<T> ia(a), ib(b);
+  Plan p = gemm::make_plan(out.shape(), a.shape().back(), ia.strides, ib.strides);
+  const int M = blas_int(p.M, op), N = blas_int(p.N, op), K = blas_int(p.K, op);
+  const int lda = blas_int(p.a.ld, op), ldb = blas_int(p.b.ld, op);
+  const T al = static_cast<T>(alpha), be = static_cast<T>(beta);
+  over_batch(p, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      int64_t oa, ob, oc;
+      p.batch.offsets(i, oa, ob, oc);
+      blas_gemm(p.a.trans, p.b.trans, M, N, K, al, ia.ptr + oa, lda, ib.ptr + ob, ldb, be, c + oc, N);
+    }
+  });
+}
+
+// Converts a rows x cols operand to float32, keeping its orientation so the reads stay
+// sequential: a transposed operand becomes a cols x rows row-major block.
+template <class T>
+void to_float(const T* src, const gemm::Operand& op, int64_t rows, int64_t cols, float* dst) {
+  int64_t outer = op.trans ? cols : rows, inner = op.trans ? rows : cols;
+  int64_t so = op.trans ? op.cs : op.rs, si = op.trans ? op.rs : op.cs;
+  parallel_for(outer, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(inner, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o) {
+      const T* s = src + o * so;
+      float* d = dst + o * inner;
+      for (int64_t i = 0; i < inner; ++i) d[i] = static_cast<float>(s[i * si]);
+    }
+  });
+}
+
+// float16 / bfloat16: each product is converted to float32, multiplied by sgemm and rounded
+// back once, so the sums accumulate in float32. A batch-shared operand is converted once.
+template <class T>
+void gemm_half(const array& a, const array& b, const array& out, T* c, double alpha, double beta, const char* op) {
+  Plan p = gemm::make_plan(out.shape(), a.shape().back(), a.strides(), b.strides());
+  const int M = blas_int(p.M, op), N = blas_int(p.N, op), K = blas_int(p.K, op);
+  const T* pa = a.host_data<T>();
+  const T* pb = b.host_data<T>();
+  over_batch(p, [&](int64_t begin, int64_t end) {
+    std::vector<float> fa(static_cast<size_t>(p.M) * p.K), fb(static_cast<size_t>(p.K) * p.N),
+        fc(static_cast<size_t>(p.M) * p.N);
+    int64_t last_a = -1, last_b = -1;
+    for (int64_t i = begin; i < end; ++i) {
+      int64_t oa, ob, oc;
+      p.batch.offsets(i, oa, ob, oc);
+      if (oa != last_a) to_float(pa + oa, p.a, p.M, p.K, fa.data());
+      if (ob != last_b) to_float(pb + ob, p.b, p.K, p.N, fb.data());
+      last_a = oa;
+      last_b = ob;
+      T* dst = c + oc;
+      const int64_t n = p.M * p.N;
+      if (beta != 0.0) {
+        for (int64_t j = 0; j < n; ++j) fc[j] = static_cast<float>(dst[j]);
+      }
+      blas_gemm(p.a.trans, p.b.trans, M, N, K, static_cast<float>(alpha), fa.data(), p.a.trans ? M : K, fb.data(),
+                p.b.trans ? K : N, static_cast<float>(beta), fc.data(), N);
+      for (int64_t j = 0; j < n; ++j) dst[j] = T(fc[j]);
+    }
+  });
+}
+
+// Integers and bool: sums in 64-bit unsigned arithmetic, which wraps exactly as sums in T do.
+template <class T>
+uint64_t widen(T v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return v ? 1 : 0;
+  } else if constexpr (std::is_signed_v<T>) {
+    return static_cast<uint64_t>(static_cast<int64_t>(v));
+  } else {
+    return static_cast<uint64_t>(v);
+  }
+}
+
+template <class T>
+void gemm_int(const array& a, const array& b, const array& out, T* c) {
+  Plan p = gemm::make_plan(out.shape(), a.shape().back(), a.strides(), b.strides());
+  const T* pa = a.host_data<T>();
+  const T* pb = b.host_data<T>();
+  const int64_t rows = p.batch.count() * p.M;
+  parallel_for(rows, std::max<int64_t>(1, kSmallGemm / std::max<int64_t>(p.N * p.K, 1)),
+               [&](int64_t begin, int64_t end) {
+                 std::vector<uint64_t> acc(p.N);
+                 for (int64_t r = begin; r < end; ++r) {
+                   int64_t oa, ob, oc;
+                   p.batch.offsets(r / p.M, oa, ob, oc);
+                   const int64_t i = r % p.M;
+                   std::fill(acc.begin(), acc.end(), 0);
+                   const T* arow = pa + oa + i * p.a.rs;
+                   for (int64_t k = 0; k < p.K; ++k) {
+                     uint64_t av = widen(arow[k * p.a.cs]);
+                     if (av == 0) continue;
+                     const T* brow = pb + ob + k * p.b.rs;
+                     for (int64_t j = 0; j < p.N; ++j) acc[j] += av * widen(brow[j * p.b.cs]);
+                   }
+                   T* dst = c + oc + i * p.N;
+                   for (int64_t j = 0; j < p.N; ++j) {
+                     if constexpr (std::is_same_v<T, bool>) {
+                       dst[j] = acc[j] != 0;
+                     } else {
+                       dst[j] = static_cast<T>(acc[j]);
+                     }
+                   }
+                 }
+               });
+}
+
+template <class T>
+void gemm_inexact(const array& a, const array& b, const array& out, T* c, double alpha, double beta, const char* op) {
+  if constexpr (is_half<T>) {
+    gemm_half<T>(a, b, out, c, alpha, beta, op);
+  } else {
+    gemm_blas<T>(a, b, out, c, alpha, beta, op);
+  }
+}
+
+void matmul_kernel(const Primitive&, const std::vector<array>& inputs, array& out) {
+  const array &a = inputs[0], &b = inputs[1];
+  KILN_DISPATCH_ALL("matmul", out.dtype(), {
+    T* c = allocate<T>(out);
+    if (out.size() == 0) return;
+    if (a.shape().back() == 0) {  // empty sums
+      std::memset(static_cast<void*>(c), 0, out.nbytes());
+      return;
+    }
+    if constexpr (std::is_same_v<T, complex64_t> || std::is_floating_point_v<T> || is_half<T>) {
+      gemm_inexact<T>(a, b, out, c, 1.0, 0.0, "matmul");
+    } else {
+      gemm_int<T>(a, b, out, c);
+    }
+  });
+}
+
+void addmm_kernel(const Primitive& p, const std::vector<array>& inputs, array& out) {
+  const auto& prim = static_cast<const AddMM&>(p);
+  const array &a = inputs[0], &b = inputs[1];
+  KILN_DISPATCH_INEXACT("addmm", out.dtype(), {
+    T* c;
+    if (prim.beta != 0.0) {
+      find_kernel(Backend::cpu, "copy")(p, {inputs[2]}, out);  // c becomes the GEMM's C
+      c = out.host_data_mut<T>();
+    } else {
+      c = allocate<T>(out);
+    }
+    if (out.size() == 0) return;
+    if (a.shape().back() == 0) {  // empty sums leave beta * c
+      if (prim.beta == 0.0) {
+        std::memset(static_cast<void*>(c), 0, out.nbytes());
+      } else if (prim.beta != 1.0) {
+        using C = acc_t<T>;
+        const C f = static_cast<C>(prim.beta);
+        for (int64_t i = 0; i < out.size(); ++i) c[i] = convert<T>(static_cast<C>(c[i]) * f);
+      }
+      return;
+    }
+    gemm_inexact<T>(a, b, out, c, prim.alpha, prim.beta, "addmm");
+  });
+}
+
+}  // namespace
+
+void register_cpu_matmul() {
+  register_kernel(Backend::cpu, "matmul", matmul_kernel);
+  register_kernel(Backend::cpu, "addmm", addmm_kernel);
+}
 
 }  // namespace kiln::cpu
