@@ -27,7 +27,7 @@ array rand(Shape shape, Dtype dtype, StreamOrDevice s) {
 void gpu_benchmarks(bool quick) {
   Device gpu(Device::gpu);
   const int64_t gib = int64_t(1) << 30;
-  for (Dtype dt : {bfloat16, float32}) {
+  for (Dtype dt : {kiln::bfloat16, float32}) {
     int64_t n = (quick ? gib / 16 : gib) / int64_t(size_of(dt));
     std::string tag = dtype_name(dt);
     auto x = rand({n}, dt, gpu);
@@ -42,14 +42,14 @@ void gpu_benchmarks(bool quick) {
   }
   {
     int64_t m = quick ? 2048 : 8192;
-    auto a = rand({m, m}, bfloat16, gpu);
-    auto b = rand({m, m}, bfloat16, gpu);
+    auto a = rand({m, m}, kiln::bfloat16, gpu);
+    auto b = rand({m, m}, kiln::bfloat16, gpu);
     report("gpu matmul " + std::to_string(m) + "^3 bf16", bench::time_median([&] { eval(matmul(a, b, gpu)); }),
            3.0 * m * m * 2, 2.0 * m * m * m);
   }
   {
-    auto x = rand({1, 4096}, bfloat16, gpu);
-    auto w = rand({4096, 14336}, bfloat16, gpu);
+    auto x = rand({1, 4096}, kiln::bfloat16, gpu);
+    auto w = rand({4096, 14336}, kiln::bfloat16, gpu);
     report("gpu matmul 1x4096x14336 bf16", bench::time_median([&] { eval(matmul(x, w, gpu)); }, 9, 50),
            4096.0 * 14336 * 2, 2.0 * 4096 * 14336);
   }

@@ -24,9 +24,10 @@ int demo(const std::vector<std::string>& args) {
   // Nothing below runs until eval: each line only adds nodes to the graph.
   auto key = random::key(0);
   auto keys = random::split(key);
-  auto x = random::normal({n, n}, float32, 0.0, 1.0, slice(keys, {0}, {1}));
-  auto w = random::normal({n, n}, float32, 0.0, 1.0 / std::sqrt(double(n)), slice(keys, {1}, {2}));
-  auto y = tanh(matmul(reshape(x, {n, n}), w));
+  auto row = [&](int64_t i) { return reshape(slice(keys, {i}, {i + 1}), {2}); };
+  auto x = random::normal({n, n}, float32, 0.0, 1.0, row(0));
+  auto w = random::normal({n, n}, float32, 0.0, 1.0 / std::sqrt(double(n)), row(1));
+  auto y = tanh(matmul(x, w));
   auto stats = stack({mean(y), std(y), max(y), min(y)});
   std::cout << "graph built; evaluating...\n";
   eval(stats);
