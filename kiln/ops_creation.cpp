@@ -28,8 +28,14 @@ array full(Shape shape, double value, Dtype dtype, StreamOrDevice s) {
   return full(std::move(shape), array(value, dtype), dtype, s);
 }
 
-array zeros(Shape shape, Dtype dtype, StreamOrDevice s) { return full(std::move(shape), 0.0, dtype, s); }
-array ones(Shape shape, Dtype dtype, StreamOrDevice s) { return full(std::move(shape), 1.0, dtype, s); }
+array zeros(Shape shape, Dtype dtype, StreamOrDevice s) {
+  check_shape(shape, "zeros");
+  return full(std::move(shape), 0.0, dtype, s);
+}
+array ones(Shape shape, Dtype dtype, StreamOrDevice s) {
+  check_shape(shape, "ones");
+  return full(std::move(shape), 1.0, dtype, s);
+}
 array zeros_like(const array& a, StreamOrDevice s) { return zeros(a.shape(), a.dtype(), s); }
 array ones_like(const array& a, StreamOrDevice s) { return ones(a.shape(), a.dtype(), s); }
 array full_like(const array& a, double value, StreamOrDevice s) { return full(a.shape(), value, a.dtype(), s); }

@@ -249,8 +249,9 @@ array copy(const array& a, StreamOrDevice s) {
 }
 
 array contiguous(const array& a, StreamOrDevice s) {
-  if (a.is_available() && a.row_contiguous()) return a;
-  return copy(a, s);
+  if (a.is_available()) return a.row_contiguous() ? a : copy(a, s);
+  // The layout is known only once computed: copy then only if needed.
+  return array(a.shape(), a.dtype(), std::make_shared<Contiguous>(), {a}, to_stream(s));
 }
 
 array scalar_like(double value, const array& like) {

@@ -224,6 +224,19 @@ array as_strided(const array& a, Shape shape, Strides strides, int64_t offset, S
   if (shape.size() != strides.size()) {
     fail<ValueError>("[as_strided] shape ", shape, " and strides ", strides, " differ in length");
   }
+  // Every element the view can reach must lie inside the input's data.
+  int64_t lo = offset, hi = offset;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] < 0) fail<ValueError>("[as_strided] negative dimension in shape ", shape);
+    if (shape[i] == 0) lo = 0, hi = -1;
+  }
+  if (hi >= lo) {
+    for (size_t i = 0; i < shape.size(); ++i) (strides[i] < 0 ? lo : hi) += (shape[i] - 1) * strides[i];
+    if (lo < 0 || hi >= a.size()) {
+      fail<ValueError>("[as_strided] shape ", shape, ", strides ", strides, " and offset ", offset,
+                       " reach elements ", lo, " to ", hi, " of an array of ", a.size());
+    }
+  }
   return array(std::move(shape), a.dtype(), std::make_shared<AsStrided>(std::move(strides), offset),
                {contiguous(a, s)}, to_stream(s));
 }

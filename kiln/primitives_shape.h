@@ -42,6 +42,13 @@ class AsStrided : public Primitive {
   int64_t offset;
 };
 
+// The input in row-major layout: a view when the computed input already is row-contiguous, else a
+// copy. contiguous() uses it for inputs not yet computed, whose layout is unknown until then.
+class Contiguous : public Primitive {
+ public:
+  const char* name() const override { return "contiguous"; }
+};
+
 // Reinterprets the bytes of a row-contiguous input as another dtype.
 class View : public Primitive {
  public:

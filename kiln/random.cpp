@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <mutex>
+#include <numbers>
 
 #include "kiln/backend/common/threefry.h"
 #include "kiln/ops_elementwise.h"
@@ -95,7 +96,8 @@ array raw_bits(const Shape& shape, int width, const array& key, const char* op, 
   // Counters are 32-bit: one key yields at most 2^32 words.
   int64_t words = (shape_size(shape) * width + 3) / 4;
   if (words > (int64_t{1} << 32)) {
-    fail<ValueError>("[", op, "] ", shape_size(shape), " values of ", width, " bytes exceed the 2^32 words one key gives");
+    fail<ValueError>("[", op, "] ", shape_size(shape), " values of ", width,
+                     " bytes exceed the 2^32 words one key gives");
   }
   return array(shape, dt, std::make_shared<RandomBits>(width), {key}, st);
 }
@@ -123,6 +125,22 @@ array next_below(const array& h, Stream st) {
   array down = where(greater(h, scalar(0, h.dtype()), st), subtract(b, one, st),
                      where(less(h, scalar(0, h.dtype()), st), add(b, one, st), neg_tiny, st), st);
   return view(down, h.dtype(), st);
+}
+
+// Standard normal values of compute type c.
+array standard_normal(const Shape& shape, Dtype c, const array& key, Stream st) {
+  if (c == float32) {
+    array u = subtract(multiply(unit(shape, c, true, key, "normal", st), scalar(2, c), st), scalar(1, c), st);
+    return multiply(erfinv(u, st), scalar(std::sqrt(2.0), c), st);
+  }
+  // float64: Box-Muller, exact to double rounding with tails to about 8.5 (erfinv's float64 path
+  // starts from a float32 guess, which fails for inputs within 2^-25 of +-1).
+  Shape two = shape;
+  two.insert(two.begin(), 2);
+  array u = unit(two, c, true, key, "normal", st);
+  array u1 = reshape(slice(u, {0}, {1}, {1}, st), shape, st), u2 = reshape(slice(u, {1}, {2}, {1}, st), shape, st);
+  array r = sqrt(multiply(log(u1, st), scalar(-2, c), st), st);
+  return multiply(r, cos(multiply(u2, scalar(2 * std::numbers::pi, c), st), st), st);
 }
 
 }  // namespace
@@ -198,8 +216,8 @@ array normal(const Shape& shape, Dtype dtype, double loc, double scale, const st
   array k = get_key(key, "normal");
   Stream st = to_stream(s);
   Dtype c = compute_type(dtype);
-  array u = subtract(multiply(unit(shape, c, true, k, "normal", st), scalar(2, c), st), scalar(1, c), st);
-  array z = multiply(erfinv(u, st), scalar(std::sqrt(2.0) * scale, c), st);
+  array z = standard_normal(shape, c, k, st);
+  if (scale != 1) z = multiply(z, scalar(scale, c), st);
   if (loc != 0) z = add(z, scalar(loc, c), st);
   return astype(z, dtype, st);
 }
@@ -267,8 +285,12 @@ array truncated_normal(const array& lower, const array& upper, const Shape& shap
   array lo = astype(astype(lower, dtype, st), c, st), hi = astype(astype(upper, dtype, st), c, st);
   array inv_sqrt2 = scalar(1 / std::sqrt(2.0), c);
   array a = erf(multiply(lo, inv_sqrt2, st), st), b = erf(multiply(hi, inv_sqrt2, st), st);
-  // An open grid keeps u off erf's limits, so an infinite bound never yields an infinite value.
+  // u stays at least 2^-24 inside (-1, 1), so an infinite bound never gives an infinite value (an
+  // open grid alone can round onto -1 when b - a is small) and erfinv's float64 path, which
+  // starts from a float32 guess, stays finite. The tails beyond about 5.4 sigma are cut off.
+  const double edge = 1 - std::ldexp(1.0, -24);
   array u = add(a, multiply(subtract(b, a, st), unit(shape, c, true, k, "truncated_normal", st), st), st);
+  u = minimum(maximum(u, scalar(-edge, c), st), scalar(edge, c), st);
   array z = multiply(erfinv(u, st), scalar(std::sqrt(2.0), c), st);
   return astype(minimum(maximum(z, lo, st), hi, st), dtype, st);
 }

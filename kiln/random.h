@@ -39,8 +39,9 @@ array uniform(double low, double high, const Shape& shape, Dtype dtype = float32
 // Uniform in [0, 1).
 array uniform(const Shape& shape, Dtype dtype = float32, const std::optional<array>& key = {}, StreamOrDevice s = {});
 
-// Normal values: loc + scale * sqrt(2) * erfinv(u), u uniform in (-1, 1) on a symmetric grid
-// of step 2^-23 (2^-52 for float64), so |z| stays below about 5.3 (8.1 for float64).
+// Normal values loc + scale * z. z = sqrt(2) * erfinv(u) with u uniform in (-1, 1) on a symmetric
+// grid of step 2^-23, so |z| stays below about 5.3; for float64, z comes from Box-Muller on two
+// 53-bit uniforms, with tails to about 8.5.
 array normal(const Shape& shape, Dtype dtype = float32, double loc = 0.0, double scale = 1.0,
              const std::optional<array>& key = {}, StreamOrDevice s = {});
 
@@ -60,8 +61,10 @@ array bernoulli(double p = 0.5, const Shape& shape = {}, const std::optional<arr
                 StreamOrDevice s = {});
 
 // Standard normal values restricted to [lower, upper] (bounds broadcast to `shape`), drawn by
-// inverting the normal CDF between the CDFs of the bounds. Accuracy falls in the far tails (the
-// CDF is computed in float32 for all dtypes but float64). The scalar overload checks lower < upper.
+// inverting the normal CDF between the CDFs of the bounds. The CDF is kept 2^-24 away from 0 and
+// 1, so no value lies beyond about 5.4 in magnitude, and bounds far in a tail (beyond about 5)
+// are not sampled faithfully (their values pile up at the bound). The scalar overload checks
+// lower < upper.
 array truncated_normal(const array& lower, const array& upper, const Shape& shape, Dtype dtype = float32,
                        const std::optional<array>& key = {}, StreamOrDevice s = {});
 array truncated_normal(double lower, double upper, const Shape& shape, Dtype dtype = float32,

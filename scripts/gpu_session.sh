@@ -9,6 +9,10 @@ filter=${2:-*}
 out=${OUT:-/tmp/kiln-out}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv,noheader
+# C++20 in CUDA needs CMake >= 3.28; use a carried wheel (.whl/cmake-*.whl) when the machine's is older.
+if ! cmake --version | head -1 | awk '{split($3,v,"."); exit !(v[1]>3 || (v[1]==3 && v[2]>=28))}'; then
+  python3 -m pip install -q --no-index --no-deps --target /tmp/cmake-site .whl/cmake-*.whl && export PATH=/tmp/cmake-site/bin:$PATH PYTHONPATH=/tmp/cmake-site:${PYTHONPATH:-}
+fi
 cmake --version | head -1
 export PATH=/usr/local/cuda/bin:$PATH
 t0=$(date +%s)

@@ -35,7 +35,8 @@ void expect_moments(const std::vector<double>& v, double mu, double var, double 
   double n = static_cast<double>(v.size());
   Moments m = moments(v);
   EXPECT_LE(std::abs(m.mean - mu), 5 * std::sqrt(var / n)) << what << ": mean " << m.mean << " vs " << mu;
-  EXPECT_LE(std::abs(m.var - var), 5 * std::sqrt((m4 - var * var) / n)) << what << ": variance " << m.var << " vs " << var;
+  EXPECT_LE(std::abs(m.var - var), 5 * std::sqrt((m4 - var * var) / n))
+      << what << ": variance " << m.var << " vs " << var;
 }
 
 // A proportion p_hat of n trials within 5 standard errors of p.
@@ -174,7 +175,8 @@ TEST(Random, GlobalKeySequence) {
   random::seed(99);
   auto sp = random::split(random::key(99)).to_vector<uint32_t>();
   random::seed(99);
-  EXPECT_EQ(random::bits({32}).to_vector<uint32_t>(), random::bits({32}, 4, array({sp[2], sp[3]})).to_vector<uint32_t>());
+  EXPECT_EQ(random::bits({32}).to_vector<uint32_t>(),
+            random::bits({32}, 4, array({sp[2], sp[3]})).to_vector<uint32_t>());
   random::seed(test::rng()());
 }
 
@@ -230,6 +232,7 @@ TEST(Random, NormalMoments) {
       const int64_t n = 400000;
       std::string what = test::device_name(dev) + " normal " + dtype_name(dt);
       auto v = test::to_doubles(random::normal({n}, dt, 0.0, 1.0, fresh_key(), dev));
+      for (double x : v) ASSERT_TRUE(std::isfinite(x)) << what;
       expect_moments(v, 0, 1, 3, what);
       int64_t within = 0;
       for (double x : v) within += std::abs(x) < 1;
@@ -261,7 +264,9 @@ TEST(Random, RandintRangeAndUniformity) {
         ++counts[static_cast<int64_t>(x)];
       }
       EXPECT_EQ(counts.size(), 10u) << what;
-      for (auto [value, c] : counts) expect_rate(static_cast<double>(c) / n, 0.1, n, what + " value " + std::to_string(value));
+      for (auto [value, c] : counts) {
+        expect_rate(static_cast<double>(c) / n, 0.1, n, what + " value " + std::to_string(value));
+      }
     }
     // The whole int64 range, and array bounds.
     auto full = random::randint(std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), {1000},

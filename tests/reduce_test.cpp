@@ -408,7 +408,7 @@ TEST(Reduce, Large) {
   std::vector<L> ls = {
       {{1 << 20}, std::nullopt}, {{3, 40000}, ax({1})}, {{3, 40000}, ax({0})}, {{40000, 3}, ax({0})},
       {{40000, 3}, ax({1})},       {{7, 3000}, ax({1})},  {{300, 257}, ax({0})}, {{64, 2, 4096}, ax({0, 2})},
-      {{2, 100003}, std::nullopt},
+      {{2, 100003}, std::nullopt}, {{600, 3000}, ax({1})}, {{1000, 24}, ax({0})},
   };
   for (Device d : test::devices()) {
     for (Dtype t : {float32, bfloat16, float16, int32, int64}) {
@@ -445,6 +445,7 @@ TEST(Reduce, ArgMaxMin) {
       {{7}, Axes{}},          {{7}, ax({0})},         {{3, 4}, ax({0})},    {{3, 4}, ax({-1})},
       {{2, 3, 5}, ax({1})}, {{2, 3, 5}, Axes{}},      {{300, 70}, ax({1})}, {{300, 70}, ax({0})},
       {{3, 50000}, ax({1})}, {{3, 50000}, ax({0})}, {{1 << 20}, Axes{}},    {{}, Axes{}},
+      {{600, 2100}, ax({1})},
   };
   for (Device d : test::devices()) {
     // Integers in a small range make ties frequent: the first occurrence must win.

@@ -11,36 +11,42 @@
 namespace kiln::math {
 
 // Inverse error function: Giles' single-precision approximation ("Approximating the erfinv
-// function", GPU Computing Gems), refined by Newton steps in double precision.
-KILN_HD float erfinv(float x) {
-  float w = -std::log((1.0f - x) * (1.0f + x));
-  float p;
-  if (w < 5.0f) {
-    w = w - 2.5f;
-    p = 2.81022636e-08f;
-    p = 3.43273939e-07f + p * w;
-    p = -3.5233877e-06f + p * w;
-    p = -4.39150654e-06f + p * w;
-    p = 0.00021858087f + p * w;
-    p = -0.00125372503f + p * w;
-    p = -0.00417768164f + p * w;
-    p = 0.246640727f + p * w;
-    p = 1.50140941f + p * w;
+// function", GPU Computing Gems). The double version evaluates the same polynomial in double
+// (so arguments within 2^-25 of +-1 still get a finite start) and refines it by Newton steps.
+template <class R>
+KILN_HD R erfinv_giles(R x) {
+  R w = -std::log((R(1) - x) * (R(1) + x));
+  R p;
+  if (w < R(5)) {
+    w = w - R(2.5);
+    p = R(2.81022636e-08);
+    p = R(3.43273939e-07) + p * w;
+    p = R(-3.5233877e-06) + p * w;
+    p = R(-4.39150654e-06) + p * w;
+    p = R(0.00021858087) + p * w;
+    p = R(-0.00125372503) + p * w;
+    p = R(-0.00417768164) + p * w;
+    p = R(0.246640727) + p * w;
+    p = R(1.50140941) + p * w;
   } else {
-    w = std::sqrt(w) - 3.0f;
-    p = -0.000200214257f;
-    p = 0.000100950558f + p * w;
-    p = 0.00134934322f + p * w;
-    p = -0.00367342844f + p * w;
-    p = 0.00573950773f + p * w;
-    p = -0.0076224613f + p * w;
-    p = 0.00943887047f + p * w;
-    p = 1.00167406f + p * w;
-    p = 2.83297682f + p * w;
+    w = std::sqrt(w) - R(3);
+    p = R(-0.000200214257);
+    p = R(0.000100950558) + p * w;
+    p = R(0.00134934322) + p * w;
+    p = R(-0.00367342844) + p * w;
+    p = R(0.00573950773) + p * w;
+    p = R(-0.0076224613) + p * w;
+    p = R(0.00943887047) + p * w;
+    p = R(1.00167406) + p * w;
+    p = R(2.83297682) + p * w;
   }
+  return p * x;
+}
+
+KILN_HD float erfinv(float x) {
   if (x == 1.0f) return std::numeric_limits<float>::infinity();
   if (x == -1.0f) return -std::numeric_limits<float>::infinity();
-  return p * x;
+  return erfinv_giles<float>(x);
 }
 
 KILN_HD double erfinv(double x) {
@@ -49,13 +55,23 @@ KILN_HD double erfinv(double x) {
     if (x == -1.0) return -std::numeric_limits<double>::infinity();
     return std::numeric_limits<double>::quiet_NaN();
   }
-  double y = erfinv(static_cast<float>(x));
-  // Newton: f(y) = erf(y) - x, f'(y) = 2/sqrt(pi) exp(-y^2).
-  for (int i = 0; i < 2; ++i) {
-    double err = std::erf(y) - x;
-    y -= err / (1.1283791670955126 * std::exp(-y * y));
+  double y = erfinv_giles<double>(x);
+  // Newton on erf(y) = x, with erf' = 2/sqrt(pi) exp(-y^2). In the tails erf(y) is too close to
+  // 1 to resolve x, so there solve erfc(|y|) = 1 - |x| instead (1 - |x| is exact there).
+  // The tail is solved in log space, log erfc(|y|) = log(1 - |x|), which Newton handles well.
+  double ax = std::fabs(x), ay = std::fabs(y);
+  double tail = 1.0 - ax;
+  for (int i = 0; i < 4; ++i) {
+    double d = 1.1283791670955126 * std::exp(-ay * ay);
+    if (d == 0.0) break;
+    if (ax > 0.5) {
+      double c = std::erfc(ay);
+      ay += (std::log(c) - std::log(tail)) * c / d;
+    } else {
+      ay -= (std::erf(ay) - ax) / d;
+    }
   }
-  return y;
+  return x < 0 ? -ay : ay;
 }
 
 template <class T>

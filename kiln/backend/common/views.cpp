@@ -1,6 +1,7 @@
 // Kernels of the layout primitives. They move no data: the output shares the input's buffer
 // with new strides and offset, so one implementation serves every backend. Reshape of a layout
-// that no strides can describe falls back to the backend's own copy kernel.
+// that no strides can describe, and contiguous of a non-contiguous one, fall back to the
+// backend's own copy kernel.
 #include "kiln/backend/kernels.h"
 #include "kiln/primitives_shape.h"
 
@@ -68,6 +69,16 @@ void reshape_kernel(const Primitive& p, const std::vector<array>& inputs, array&
   find_kernel(B, "copy")(p, inputs, out);
 }
 
+template <Backend B>
+void contiguous_kernel(const Primitive& p, const std::vector<array>& inputs, array& out) {
+  const array& in = inputs[0];
+  if (in.row_contiguous()) {
+    out.set_view(in, row_major_strides(out.shape()), in.offset());
+    return;
+  }
+  find_kernel(B, "copy")(p, inputs, out);
+}
+
 void transpose_kernel(const Primitive& p, const std::vector<array>& inputs, array& out) {
   const auto& t = static_cast<const Transpose&>(p);
   const array& in = inputs[0];
@@ -118,6 +129,7 @@ void view_kernel(const Primitive&, const std::vector<array>& inputs, array& out)
 template <Backend B>
 void register_views() {
   register_kernel(B, "reshape", reshape_kernel<B>);
+  register_kernel(B, "contiguous", contiguous_kernel<B>);
   register_kernel(B, "transpose", transpose_kernel);
   register_kernel(B, "broadcast_to", broadcast_kernel);
   register_kernel(B, "slice", slice_kernel);

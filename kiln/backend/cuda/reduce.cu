@@ -248,20 +248,22 @@ __global__ void __launch_bounds__(kBlock)
 #pragma unroll
   for (int k = 0; k < N; ++k) acc[k] = Op::init();
   if (col0 < p.inner) {
-    const bool whole = p.vec && col0 + N <= p.inner;
-    for (int64_t r = rb + ry; r < re; r += rl) {
-      int64_t off[1];
-      if (p.red.ndim == 1) {
-        off[0] = r * p.red.strides[0][0];
-      } else {
-        p.red.offsets(r, off);
-      }
-      const T* q = x + base[0] + off[0] + col0;
-      if (whole) {
-        Vec<T, N> v = *reinterpret_cast<const Vec<T, N>*>(q);
+    const T* xc = x + base[0] + col0;
+    if (p.vec && col0 + N <= p.inner && p.red.ndim == 1) {
+      // The common case: whole aligned vectors, rows a fixed stride apart. Unrolled so that each
+      // thread keeps several loads in flight.
+      const int64_t rs = p.red.strides[0][0];
+#pragma unroll 4
+      for (int64_t r = rb + ry; r < re; r += rl) {
+        Vec<T, N> v = *reinterpret_cast<const Vec<T, N>*>(xc + r * rs);
 #pragma unroll
         for (int k = 0; k < N; ++k) acc[k] = op(acc[k], Op::load(v.v[k]));
-      } else {
+      }
+    } else {
+      for (int64_t r = rb + ry; r < re; r += rl) {
+        int64_t off[1] = {r * p.red.strides[0][0]};
+        if (p.red.ndim > 1) p.red.offsets(r, off);
+        const T* q = xc + off[0];
 #pragma unroll
         for (int k = 0; k < N; ++k) {
           if (col0 + k < p.inner) acc[k] = op(acc[k], Op::load(q[k]));

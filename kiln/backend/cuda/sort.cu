@@ -43,7 +43,8 @@ struct uint_of<8> {
 };
 
 template <class T>
-constexpr bool is_float_v = std::is_floating_point_v<T> || std::is_same_v<T, float16_t> || std::is_same_v<T, bfloat16_t>;
+constexpr bool is_float_v =
+    std::is_floating_point_v<T> || std::is_same_v<T, float16_t> || std::is_same_v<T, bfloat16_t>;
 
 // Exponent mask of the float formats, to tell NaNs (all exponent bits, nonzero mantissa).
 template <class T>
