@@ -274,7 +274,7 @@ std::ostream& operator<<(std::ostream& os, array a) {
     const auto& shape = a.shape();
     int nd = a.ndim();
     if (nd == 0) {
-      print_value(body, values[0]);
+      print_value(body, static_cast<T>(values[0]));  // (vector<bool> hands out proxies)
     } else {
       // Print nested brackets, eliding the middle of long axes as NumPy does.
       std::vector<int64_t> idx(nd, 0);
@@ -288,7 +288,7 @@ std::ostream& operator<<(std::ostream& os, array a) {
             i = n - 3;
           }
           if (d == nd - 1) {
-            print_value(body, values[base + i]);
+            print_value(body, static_cast<T>(values[base + i]));
           } else {
             rec(d + 1, base + i * strides[d]);
           }

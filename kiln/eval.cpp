@@ -1,5 +1,6 @@
 #include "kiln/eval.h"
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -65,8 +66,9 @@ void eval_locked(std::vector<array>& outputs) {
 
 struct Worker {
   std::mutex mutex;
-  std::condition_variable cv;
+  std::condition_variable cv, idle;
   std::deque<std::vector<array>> tasks;
+  size_t unfinished = 0;  // tasks queued or running
   std::thread thread;
 
   Worker() {
@@ -79,17 +81,38 @@ struct Worker {
           task = std::move(tasks.front());
           tasks.pop_front();
         }
-        try {
+        {
           std::lock_guard<std::mutex> lock(eval_mutex());
-          eval_locked(task);
-        } catch (...) {
-          // The arrays stay unevaluated; reading them evaluates again and reports the error there.
+          try {
+            eval_locked(task);
+          } catch (...) {
+            // The arrays stay unevaluated; reading them evaluates again and reports the error there.
+          }
+          task.clear();  // our handles go before the work counts as done (memory readings see it)
         }
+        std::lock_guard<std::mutex> lock(mutex);
+        if (--unfinished == 0) idle.notify_all();
       }
     });
     thread.detach();
   }
+
+  void wait_idle() {
+    std::unique_lock<std::mutex> lock(mutex);
+    idle.wait(lock, [this] { return unfinished == 0; });
+  }
 };
+
+std::atomic<Worker*> async_worker{nullptr};
+
+Worker& worker() {
+  static Worker* w = [] {
+    auto* p = new Worker();  // lives for the whole process
+    async_worker.store(p);
+    return p;
+  }();
+  return *w;
+}
 
 }  // namespace
 
@@ -99,15 +122,17 @@ void eval(std::vector<array> outputs) {
 }
 
 void async_eval(std::vector<array> outputs) {
-  static Worker* worker = new Worker();  // lives for the whole process
+  Worker& w = worker();
   {
-    std::lock_guard<std::mutex> lock(worker->mutex);
-    worker->tasks.push_back(std::move(outputs));
+    std::lock_guard<std::mutex> lock(w.mutex);
+    w.tasks.push_back(std::move(outputs));
+    ++w.unfinished;
   }
-  worker->cv.notify_one();
+  w.cv.notify_one();
 }
 
 void synchronize() {
+  if (Worker* w = async_worker.load()) w->wait_idle();
   std::lock_guard<std::mutex> lock(eval_mutex());
   if (auto* g = gpu_backend()) {
     if (g->device_count()) g->synchronize_all();

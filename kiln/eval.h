@@ -22,7 +22,7 @@ void eval(const array& first, const Arrays&... rest) {
   eval(std::vector<array>{first, rest...});
 }
 
-// Waits for all queued work on every device.
+// Waits for all queued work on every device, including work started by async_eval.
 void synchronize();
 
 }  // namespace kiln

@@ -114,6 +114,7 @@ TEST(GraphDeep, MillionOpChainEvaluates) {
 
 // Dropping an unevaluated chain of one million nodes releases them without recursion.
 TEST(GraphDeep, DroppingAMillionNodeChain) {
+  synchronize();  // no asynchronous work may still hold arrays while memory is compared
   size_t before = get_active_memory();
   {
     array one = array(1.f);
@@ -138,6 +139,7 @@ TEST(GraphMemory, IntermediatesFreedEarly) {
   constexpr int64_t n = 1 << 20;
   const size_t nb = n * sizeof(float);
   const size_t slack = 1 << 18;  // scalars, rounding
+  synchronize();
   for (Device dev : test::devices()) {
     // The input stays alive: the chain needs at most two more arrays at once (on the GPU, also
     // the input's device copy).
@@ -191,7 +193,11 @@ TEST(GraphAsync, ValuesAreRightWhenRead) {
     async_eval({w});
     array u = w + 1.0;
     KILN_EXPECT_CLOSE(test::to_doubles(u), map(xv, [](double v) { return std::tanh(v) + 1; }), float32, "async u");
+    // synchronize waits for asynchronous work too.
+    array q = cosh(x, dev);
+    async_eval({q});
     synchronize();
+    EXPECT_TRUE(q.is_available());
     EXPECT_TRUE(w.is_available());
   }
 }

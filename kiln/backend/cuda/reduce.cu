@@ -733,7 +733,7 @@ __global__ void __launch_bounds__(kBlock) softmax_kernel(const T* __restrict__ x
   for (int64_t k = tid; k < len; k += nt) {
     A v = static_cast<A>(q[k * stride]);
     if (v > m) {
-      s = s * exp_(m - v) + A(1);
+      s = s * exp_(m - v) + exp_(v - v);  // 1, or NaN for +inf as in the two-pass CPU kernel
       m = v;
     } else {
       s += (m == neg_inf && v == neg_inf) ? A(0) : exp_(v - m);
