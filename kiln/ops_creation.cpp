@@ -68,7 +68,7 @@ array eye(int64_t n, std::optional<int64_t> m, int k, Dtype dtype, StreamOrDevic
   Stream st = to_stream(s);
   array r = reshape(arange(0, static_cast<double>(n), 1, int64, st), {n, 1}, st);
   array c = reshape(arange(0, static_cast<double>(cols), 1, int64, st), {1, cols}, st);
-  return astype(equal(r + static_cast<double>(k), c, st), dtype, st);
+  return astype(equal(add(r, scalar_like(k, r), st), c, st), dtype, st);
 }
 
 array identity(int64_t n, Dtype dtype, StreamOrDevice s) { return eye(n, n, 0, dtype, s); }
@@ -79,7 +79,7 @@ array tri(int64_t n, std::optional<int64_t> m, int k, Dtype dtype, StreamOrDevic
   Stream st = to_stream(s);
   array r = reshape(arange(0, static_cast<double>(n), 1, int64, st), {n, 1}, st);
   array c = reshape(arange(0, static_cast<double>(cols), 1, int64, st), {1, cols}, st);
-  return astype(less_equal(c, r + static_cast<double>(k), st), dtype, st);
+  return astype(less_equal(c, add(r, scalar_like(k, r), st), st), dtype, st);
 }
 
 }  // namespace kiln

@@ -259,6 +259,13 @@ array scalar_like(double value, const array& like) {
   bool integral = std::floor(value) == value && std::isfinite(value);
   if (d == bool_) d = integral ? int32 : float32;
   if (is_integer(d) && !integral) d = float32;
+  if (is_integer(d)) {
+    // An integer the dtype cannot hold is an error (as in NumPy 2), not an undefined conversion.
+    int bits = static_cast<int>(size_of(d)) * 8;
+    double lo = is_unsigned(d) ? 0.0 : -std::ldexp(1.0, bits - 1);
+    double hi = std::ldexp(1.0, is_unsigned(d) ? bits : bits - 1);  // exclusive
+    if (value < lo || value >= hi) fail<ValueError>("[scalar_like] ", value, " is out of range for ", d);
+  }
   return array(value, d);
 }
 

@@ -81,12 +81,12 @@ TEST(BackendCoverage, GpuPathNeverRunsCpuKernels) {
   for (BFn f : binary) outs.push_back(f(x, transpose(reshape(x, {6, 4}, gpu), gpu), gpu));
   std::vector<BFn> integer = {bitwise_and, bitwise_or, bitwise_xor, left_shift, right_shift};
   for (BFn f : integer) outs.push_back(f(n, n, gpu));
-  outs.push_back(where(x > 0.5, x, n, gpu));
+  outs.push_back(where(greater(x, array(0.5f), gpu), x, n, gpu));
   outs.push_back(clip(x, array(0.3f), array(0.6f), gpu));
   for (Dtype d : test::all_dtypes()) outs.push_back(astype(x, d, gpu));
   outs.push_back(view(x, int32, gpu));
   outs.push_back(copy(x, gpu));
-  outs.push_back(contiguous(transpose(x * 2.0, gpu), gpu));
+  outs.push_back(contiguous(transpose(multiply(x, array(2.f), gpu), gpu), gpu));
   outs.push_back(reshape(transpose(x, gpu), {24}, gpu));
   outs.push_back(slice(x, {3, 5}, {0, 0}, {-1, -2}, gpu));
   outs.push_back(as_strided(x, {3, 2}, {1, 1}, 0, gpu));
@@ -100,9 +100,31 @@ TEST(BackendCoverage, GpuPathNeverRunsCpuKernels) {
   synchronize();
   EXPECT_EQ(kernel_launches(Backend::cpu), cpu_before) << "the GPU path ran a CPU kernel";
   EXPECT_GT(kernel_launches(Backend::gpu), gpu_before + outs.size() / 2);
-  for (auto& o : outs) EXPECT_EQ(o.device(), gpu);
+  for (auto& o : outs) {
+    if (!o.is_same(x)) EXPECT_EQ(o.device(), gpu);  // no-ops (astype to x's dtype) return x itself
+  }
   // And the values are those of the CPU.
   KILN_EXPECT_CLOSE(test::to_doubles(outs[3]), test::to_doubles(exp(x, Device(Device::cpu))), float32, "exp");
+}
+
+// And the other way round: ops asked to run on the CPU run nothing on the GPU, even where the
+// default device is the GPU (front ends must not build inner nodes on the default device).
+TEST(BackendCoverage, CpuPathNeverRunsGpuKernels) {
+  if (!gpu_available()) {
+    test::note_gpu_skip();
+    GTEST_SKIP() << "no GPU present";
+  }
+  Device cpu(Device::cpu);
+  auto [x, xv] = test::random_array({4, 6}, float32, 0.2, 0.9);
+  size_t gpu_before = kernel_launches(Backend::gpu);
+  std::vector<array> outs = {eye(4, 5, 1, float16, cpu), tri(3, 4, -1, int32, cpu), identity(3, float32, cpu),
+                             full({2, 3}, 1.0, float32, cpu), zeros_like(x, cpu), ones({3}, int8, cpu),
+                             arange(0, 5, 1, float32, cpu), linspace(0, 1, 4, float64, cpu),
+                             clip(x, array(0.3f), array(0.6f), cpu), where(greater(x, array(0.5f), cpu), x, x, cpu),
+                             view(x, int32, cpu), contiguous(transpose(exp(x, cpu), cpu), cpu),
+                             as_strided(sin(x, cpu), {3}, {2}, 0, cpu), reshape(transpose(x, cpu), {24}, cpu)};
+  eval(outs);
+  EXPECT_EQ(kernel_launches(Backend::gpu), gpu_before) << "the CPU path ran a GPU kernel";
 }
 
 TEST(BackendDevices, DefaultDevice) {

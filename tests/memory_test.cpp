@@ -76,6 +76,7 @@ TEST(Memory, ClearCacheEmptiesIt) {
       array a = zeros({3 * kMiB}, uint8, dev);
       a.eval();
     }
+    synchronize();  // GPU frees are stream-ordered
     EXPECT_GE(get_cache_memory(), 3 * kMiB) << "freed memory was not kept for reuse on " << test::device_name(dev);
     size_t cached = get_cache_memory();
     clear_cache();

@@ -287,6 +287,7 @@ TEST(ShapeReshape, RandomChains) {
       }
     }
     if (rest > 1 || target.empty()) target.push_back(rest);
+    if (coin(test::rng())) target.push_back(1);  // axes of length 1 anywhere
     std::shuffle(target.begin(), target.end(), test::rng());
     for (Device dev : test::devices()) {
       std::ostringstream what;

@@ -370,7 +370,9 @@ void reduce_rows(const T* x, const ReduceLayout& l, Out* dst, const array& out, 
     check_launch(name);
     return;
   }
-  if (p.len <= 2048) {
+  // Up to 8 KiB per output a warp streams it well; a block would spend more on its final
+  // combine than on reading.
+  if (p.len * static_cast<int64_t>(sizeof(T)) <= 8192) {
     reduce_warp_kernel<Op, T, Out><<<static_cast<unsigned>(ceil_div(p.n_out, kWarpsPerBlock)), kBlock, 0, s>>>(x, p, dst);
     check_launch(name);
     return;
