@@ -14,6 +14,7 @@ void register_cpu_index();
 void register_cpu_matmul();
 void register_cpu_sort();
 void register_cpu_random();
+void register_cpu_fast();
 }  // namespace cpu
 
 void register_cpu_kernels() {
@@ -26,6 +27,7 @@ void register_cpu_kernels() {
   cpu::register_cpu_matmul();
   cpu::register_cpu_sort();
   cpu::register_cpu_random();
+  cpu::register_cpu_fast();
 }
 
 }  // namespace kiln

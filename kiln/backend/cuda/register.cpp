@@ -16,6 +16,7 @@ void register_gpu_index();
 void register_gpu_matmul();
 void register_gpu_sort();
 void register_gpu_random();
+void register_gpu_fast();
 }  // namespace cuda
 
 void register_gpu_kernels() {
@@ -30,6 +31,7 @@ void register_gpu_kernels() {
   cuda::register_gpu_matmul();
   cuda::register_gpu_sort();
   cuda::register_gpu_random();
+  cuda::register_gpu_fast();
 }
 
 }  // namespace kiln
