@@ -5,6 +5,7 @@
 #include "kiln/device.h"
 #include "kiln/dtype.h"
 #include "kiln/eval.h"
+#include "kiln/fast.h"
 #include "kiln/memory.h"
 #include "kiln/ops.h"
 #include "kiln/version.h"
