@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+python3 -m pip install -q --disable-pip-version-check numpy gguf || echo "numpy/gguf not installed: the GGUF fixture tests will skip"
 ctest --test-dir build --output-on-failure
