@@ -1,0 +1,82 @@
+// The basic layers models are built from, with PyTorch's parameter shapes and names (so Hugging
+// Face checkpoints load by name) and PyTorch's default initialisation, drawn with kiln::random.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "kiln/array.h"
+#include "kiln/nn/module.h"
+
+namespace kiln::nn {
+
+// y = x @ weight^T + bias, weight (out, in), bias (out,). Initialised uniform in
+// [-1/sqrt(in), 1/sqrt(in)) as PyTorch does.
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias = true, Dtype dtype = float32);
+  // x (..., in) -> (..., out).
+  array operator()(const array& x, StreamOrDevice s = {}) const;
+
+  int64_t in_features() const { return in_; }
+  int64_t out_features() const { return out_; }
+  const array& weight() const { return parameter("weight"); }
+  bool has_bias() const { return has_parameter("bias"); }
+
+ private:
+  int64_t in_, out_;
+};
+
+// A lookup table: weight (num_embeddings, dim), initialised standard normal as PyTorch does.
+class Embedding : public Module {
+ public:
+  Embedding(int64_t num_embeddings, int64_t dim, Dtype dtype = float32);
+  // Integer ids of any shape -> (*ids.shape, dim).
+  array operator()(const array& ids, StreamOrDevice s = {}) const;
+  // x (..., dim) @ weight^T -> (..., num_embeddings): the output head of models that tie it to
+  // the input embedding.
+  array as_linear(const array& x, StreamOrDevice s = {}) const;
+
+  int64_t num_embeddings() const { return num_; }
+  int64_t dim() const { return dim_; }
+  const array& weight() const { return parameter("weight"); }
+
+ private:
+  int64_t num_, dim_;
+};
+
+// x / sqrt(mean(x^2, -1) + eps) * weight, weight (dim,) initialised to ones.
+class RMSNorm : public Module {
+ public:
+  explicit RMSNorm(int64_t dim, float eps = 1e-5f, Dtype dtype = float32);
+  array operator()(const array& x, StreamOrDevice s = {}) const;
+  float eps() const { return eps_; }
+  const array& weight() const { return parameter("weight"); }
+
+ private:
+  int64_t dim_;
+  float eps_;
+};
+
+// (x - mean) / sqrt(var + eps) * weight + bias over the last axis; with affine, weight (ones) and
+// bias (zeros) of shape (dim,), without, neither.
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(int64_t dim, float eps = 1e-5f, bool affine = true, Dtype dtype = float32);
+  array operator()(const array& x, StreamOrDevice s = {}) const;
+  float eps() const { return eps_; }
+
+ private:
+  int64_t dim_;
+  float eps_;
+  bool affine_;
+};
+
+// Activations. Integer and bool inputs of silu and the gelus compute in float32; relu keeps the
+// dtype.
+array silu(const array& x, StreamOrDevice s = {});       // x * sigmoid(x)
+array gelu(const array& x, StreamOrDevice s = {});       // x/2 * (1 + erf(x / sqrt(2))), exact
+array gelu_tanh(const array& x, StreamOrDevice s = {});  // x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+array relu(const array& x, StreamOrDevice s = {});       // max(x, 0)
+
+}  // namespace kiln::nn
