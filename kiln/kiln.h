@@ -6,6 +6,7 @@
 #include "kiln/dtype.h"
 #include "kiln/eval.h"
 #include "kiln/fast.h"
+#include "kiln/fast_attention.h"
 #include "kiln/memory.h"
 #include "kiln/ops.h"
 #include "kiln/version.h"

@@ -15,6 +15,7 @@ void register_cpu_matmul();
 void register_cpu_sort();
 void register_cpu_random();
 void register_cpu_fast();
+void register_cpu_attention();
 }  // namespace cpu
 
 void register_cpu_kernels() {
@@ -28,6 +29,7 @@ void register_cpu_kernels() {
   cpu::register_cpu_sort();
   cpu::register_cpu_random();
   cpu::register_cpu_fast();
+  cpu::register_cpu_attention();
 }
 
 }  // namespace kiln

@@ -17,6 +17,7 @@ void register_gpu_matmul();
 void register_gpu_sort();
 void register_gpu_random();
 void register_gpu_fast();
+void register_gpu_attention();
 }  // namespace cuda
 
 void register_gpu_kernels() {
@@ -32,6 +33,7 @@ void register_gpu_kernels() {
   cuda::register_gpu_sort();
   cuda::register_gpu_random();
   cuda::register_gpu_fast();
+  cuda::register_gpu_attention();
 }
 
 }  // namespace kiln

@@ -1,0 +1,164 @@
+// CPU kernel of fused attention. Work items are (batch, query head, block of kQueryBlock query
+// rows), run in parallel. An item walks the keys it can see in blocks of kKeyBlock: the block's K
+// and V rows are converted to float32 once and shared by all of the item's query rows, and each
+// row keeps a running max, sum and output (online softmax), so the score matrix never exists.
+// Inputs are read through their strides (transposed views and broadcast masks cost no copy).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kiln/backend/cpu/utils.h"
+#include "kiln/backend/kernels.h"
+#include "kiln/primitives_attention.h"
+
+namespace kiln::cpu {
+
+namespace {
+
+constexpr int64_t kQueryBlock = 32;
+constexpr int64_t kKeyBlock = 64;
+
+// A 4-d input: first element and strides of (batch, head, seq, feature).
+template <class T>
+struct View4 {
+  const T* p;
+  int64_t s0, s1, s2, s3;
+  const T* row(int64_t b, int64_t h, int64_t l) const { return p + b * s0 + h * s1 + l * s2; }
+};
+
+template <class T>
+View4<T> view4(const array& a) {
+  const Strides& s = a.strides();
+  return {a.host_data<T>(), s[0], s[1], s[2], s[3]};
+}
+
+// dst[0..n) = float(src[i * stride]).
+template <class T>
+void load_row(const T* src, int64_t stride, int64_t n, float* dst) {
+  if (stride == 1) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i * stride]);
+  }
+}
+
+// Eight independent partial sums: vectorizable, and a shorter rounding chain than one sum.
+float dot(const float* a, const float* b, int64_t n) {
+  float acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  }
+  for (; i < n; ++i) acc[0] += a[i] * b[i];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+template <class T>
+void attention_typed(const ScaledDotProductAttention& p, const std::vector<array>& inputs, array& out) {
+  T* dst = allocate<T>(out);
+  if (out.size() == 0) return;
+  const View4<T> q = view4<T>(inputs[0]), k = view4<T>(inputs[1]), v = view4<T>(inputs[2]);
+  const int64_t B = out.shape(0), Hq = out.shape(1), Lq = out.shape(2), Dv = out.shape(3);
+  const int64_t Hkv = inputs[1].shape(1), Lk = inputs[1].shape(2), D = inputs[0].shape(3);
+  const int64_t group = Hq / Hkv;
+  // The mask: bool (attend or not) or additive of dtype T, shape (B, Hq, Lq, Lk) with any strides.
+  const bool has_mask = p.has_mask;
+  const bool* mbool = nullptr;
+  const T* madd = nullptr;
+  int64_t ms[4] = {};
+  if (has_mask) {
+    const array& m = inputs[3];
+    for (int i = 0; i < 4; ++i) ms[i] = m.strides()[i];
+    if (p.mask_is_bool) {
+      mbool = m.host_data<bool>();
+    } else {
+      madd = m.host_data<T>();
+    }
+  }
+  const float scale = p.scale;
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const int64_t qblocks = (Lq + kQueryBlock - 1) / kQueryBlock;
+  const int64_t items = B * Hq * qblocks;
+  // About 2^16 multiply-adds per work item before it is worth a thread of its own.
+  const int64_t work = kQueryBlock * std::max<int64_t>(Lk, 1) * std::max<int64_t>(D + Dv, 1);
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / work);
+
+  parallel_for(items, grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> qf(kQueryBlock * D), kf(kKeyBlock * D), vf(kKeyBlock * Dv), acc(kQueryBlock * Dv);
+    std::vector<float> mrow(kQueryBlock), lrow(kQueryBlock), sc(kKeyBlock);
+    for (int64_t it = begin; it < end; ++it) {
+      const int64_t qb = it % qblocks, h = (it / qblocks) % Hq, b = it / (qblocks * Hq);
+      const int64_t hk = h / group;
+      const int64_t r0 = qb * kQueryBlock, r1 = std::min(Lq, r0 + kQueryBlock), rows = r1 - r0;
+      for (int64_t r = 0; r < rows; ++r) load_row(q.row(b, h, r0 + r), q.s3, D, qf.data() + r * D);
+      std::fill(acc.begin(), acc.end(), 0.f);
+      std::fill(mrow.begin(), mrow.end(), neg_inf);
+      std::fill(lrow.begin(), lrow.end(), 0.f);
+      // Causal: row r sees keys j <= Lk - Lq + r, so the block sees keys below Lk - Lq + r1.
+      const int64_t kend = p.causal ? Lk - Lq + r1 : Lk;
+      for (int64_t j0 = 0; j0 < kend; j0 += kKeyBlock) {
+        const int64_t nk = std::min(kKeyBlock, kend - j0);
+        for (int64_t j = 0; j < nk; ++j) {
+          load_row(k.row(b, hk, j0 + j), k.s3, D, kf.data() + j * D);
+          load_row(v.row(b, hk, j0 + j), v.s3, Dv, vf.data() + j * Dv);
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t i = r0 + r;
+          const int64_t jmax = p.causal ? std::min(nk, Lk - Lq + i - j0 + 1) : nk;  // keys j0 + [0, jmax)
+          float bmax = neg_inf;
+          for (int64_t j = 0; j < jmax; ++j) {
+            float s = dot(qf.data() + r * D, kf.data() + j * D, D) * scale;
+            if (has_mask) {
+              const int64_t mo = b * ms[0] + h * ms[1] + i * ms[2] + (j0 + j) * ms[3];
+              if (mbool) {
+                if (!mbool[mo]) s = neg_inf;
+              } else {
+                s += static_cast<float>(madd[mo]);
+              }
+            }
+            sc[j] = s;
+            bmax = std::max(bmax, s);
+          }
+          if (bmax == neg_inf) continue;  // nothing visible in this block (or jmax <= 0)
+          const float mnew = std::max(mrow[r], bmax);
+          const float alpha = std::exp(mrow[r] - mnew);  // 0 while the row had seen nothing
+          float* a = acc.data() + r * Dv;
+          float l = lrow[r] * alpha;
+          for (int64_t d = 0; d < Dv; ++d) a[d] *= alpha;
+          for (int64_t j = 0; j < jmax; ++j) {
+            if (sc[j] == neg_inf) continue;
+            const float pj = std::exp(sc[j] - mnew);
+            l += pj;
+            const float* vj = vf.data() + j * Dv;
+            for (int64_t d = 0; d < Dv; ++d) a[d] += pj * vj[d];
+          }
+          mrow[r] = mnew;
+          lrow[r] = l;
+        }
+      }
+      // Rows that saw no key get zeros rather than 0 / 0.
+      for (int64_t r = 0; r < rows; ++r) {
+        T* o = dst + ((b * Hq + h) * Lq + r0 + r) * Dv;
+        const float inv = lrow[r] > 0 ? 1.f / lrow[r] : 0.f;
+        for (int64_t d = 0; d < Dv; ++d) o[d] = convert<T>(acc[r * Dv + d] * inv);
+      }
+    }
+  });
+}
+
+void attention_kernel(const Primitive& prim, const std::vector<array>& inputs, array& out) {
+  const auto& p = static_cast<const ScaledDotProductAttention&>(prim);
+  switch (out.dtype()) {
+    case float32: attention_typed<float>(p, inputs, out); break;
+    case float16: attention_typed<float16_t>(p, inputs, out); break;
+    case bfloat16: attention_typed<bfloat16_t>(p, inputs, out); break;
+    default: detail::unsupported_dtype(p.name(), out.dtype());
+  }
+}
+
+}  // namespace
+
+void register_cpu_attention() { register_kernel(Backend::cpu, "scaled_dot_product_attention", attention_kernel); }
+
+}  // namespace kiln::cpu
