@@ -423,8 +423,8 @@ void unary_ref(UnaryOp op, const UnarySpec& s, Dtype in, Dtype out, LD re, LD im
     }
   } else if ((is_integer(out) || out == bool_) && !is_predicate(op)) {
     I128 x = static_cast<I128>(re);
-    r_re = in == bool_ && op == UnaryOp::bitwise_invert ? !x : static_cast<LD>(s.iref(x));
-    if (out != bool_) r_re = wrap(static_cast<I128>(r_re), out);
+    I128 r = in == bool_ && op == UnaryOp::bitwise_invert ? I128(!x) : s.iref(x);
+    r_re = wrap(r, out);  // wrap the exact result before it meets a long double
   } else if (is_predicate(op) && (is_integer(in) || in == bool_)) {
     r_re = static_cast<LD>(s.iref(static_cast<I128>(re)));
   } else {
@@ -473,10 +473,12 @@ I128 floordiv_int(I128 a, I128 b) {
   if (q * b != a && ((a < 0) != (b < 0))) --q;
   return q;
 }
+// a ** b for b >= 0, modulo 2^64 (enough for any integer dtype; the harness wraps further).
 I128 pow_int(I128 a, I128 b) {
-  I128 r = 1;
-  for (I128 i = 0; i < b; ++i) r *= a;
-  return r;
+  const unsigned __int128 mask = (static_cast<unsigned __int128>(1) << 64) - 1;
+  unsigned __int128 r = 1, base = static_cast<unsigned __int128>(a) & mask;
+  for (I128 i = 0; i < b; ++i) r = (r * base) & mask;
+  return static_cast<I128>(r);
 }
 double logaddexp_ref(double a, double b) {
   if (std::isnan(a) || std::isnan(b)) return NAN;
@@ -638,11 +640,11 @@ void binary_ref(BinaryOp op, const BinarySpec& s, Dtype ct, Dtype out, LD are, L
     r_re = r.real();
     r_im = r.imag();
   } else if (is_integer(ct) || ct == bool_) {
-    r_re = static_cast<LD>(s.iref(static_cast<I128>(are), static_cast<I128>(bre), ct));
+    // Wrapped while exact: a 128-bit product does not fit a long double.
+    r_re = wrap(s.iref(static_cast<I128>(are), static_cast<I128>(bre), ct), out);
   } else {
     r_re = s.ref(static_cast<double>(are), static_cast<double>(bre));
   }
-  if (is_integer(out)) r_re = wrap(static_cast<I128>(r_re), out);
   cast_into(out, r_re, r_im);
 }
 
@@ -819,7 +821,7 @@ TEST(ElementwiseUnary, IntegerExtremes) {
                              static_cast<double>(int_max(dt) >> 12)};
     if (bits(dt) < 64) v.push_back(static_cast<double>(int_max(dt)));
     auto [x, xv] = make_from(v, {static_cast<int64_t>(v.size())}, dt);
-    for (UnaryOp op : {UnaryOp::abs, UnaryOp::neg, UnaryOp::sign, UnaryOp::bitwise_invert}) {
+    for (UnaryOp op : {UnaryOp::abs, UnaryOp::neg, UnaryOp::sign, UnaryOp::square, UnaryOp::bitwise_invert}) {
       for (Device dev : test::devices()) {
         array y = unary_table().at(op).fn(x, dev);
         expect_matches(read(y), unary_ref_all(op, dt, dt, xv), dt, where_str(op_name(op), dt, "extremes", dev), {&xv});
@@ -1041,13 +1043,29 @@ TEST(ElementwiseBinary, IntegerWraparound) {
   for (Dtype dt : test::int_dtypes()) {
     std::vector<double> av = {static_cast<double>(int_min(dt)), static_cast<double>(int_max(dt) >> 1), 3};
     std::vector<double> bv = {-1, 5, static_cast<double>(int_min(dt))};
-    if (is_unsigned(dt)) av = {0, 1, 3}, bv = {1, 5, 255};
+    double top = static_cast<double>(bits(dt) < 64 ? int_max(dt) : int_max(dt) >> 12);
+    if (is_unsigned(dt)) av = {0, top, 3}, bv = {1, top, top};  // uint16 * uint16 passes int's range
     auto [x, xv] = make_from(av, {3}, dt);
     auto [y, yv] = make_from(bv, {3}, dt);
     for (Device dev : test::devices()) {
       for (BinaryOp op : {BinaryOp::add, BinaryOp::subtract, BinaryOp::multiply}) {
         check_binary(op, x, xv, y, yv, dev, where_str(op_name(op), dt, "wraparound", dev));
       }
+    }
+    // Powers that overflow wrap too.
+    std::vector<double> bases = {3, 7, static_cast<double>(int_max(dt) >> 3)}, exps = {0, 1, 5, 13, 31};
+    if (!is_unsigned(dt)) bases.push_back(-3);
+    std::vector<double> pa, pb;
+    for (double p : bases) {
+      for (double q : exps) {
+        pa.push_back(p);
+        pb.push_back(q);
+      }
+    }
+    auto [px, pxv] = make_from(pa, {static_cast<int64_t>(pa.size())}, dt);
+    auto [py, pyv] = make_from(pb, {static_cast<int64_t>(pb.size())}, dt);
+    for (Device dev : test::devices()) {
+      check_binary(BinaryOp::power, px, pxv, py, pyv, dev, where_str("power", dt, "wraparound", dev));
     }
   }
 }

@@ -20,14 +20,26 @@ template <class T>
 KILN_HD T add_(T a, T b) {
   if constexpr (std::is_same_v<T, bool>) {
     return a || b;
+  } else if constexpr (is_int<T>) {
+    return wrap_add(a, b);
   } else {
     return T(a + b);
+  }
+}
+template <class T>
+KILN_HD T sub_(T a, T b) {
+  if constexpr (is_int<T>) {
+    return wrap_sub(a, b);
+  } else {
+    return T(a - b);
   }
 }
 template <class T>
 KILN_HD T mul_(T a, T b) {
   if constexpr (std::is_same_v<T, bool>) {
     return a && b;
+  } else if constexpr (is_int<T>) {
+    return wrap_mul(a, b);
   } else {
     return T(a * b);
   }
@@ -40,7 +52,7 @@ KILN_HD T floor_div_(T a, T b) {
   if constexpr (std::is_integral_v<T>) {
     if (b == 0) return 0;
     if constexpr (std::is_signed_v<T>) {
-      if (b == T(-1)) return T(0) - a;  // avoids the overflow trap of MIN / -1
+      if (b == T(-1)) return wrap_neg(a);  // avoids the overflow trap of MIN / -1
       T q = a / b;
       if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
       return q;
@@ -90,8 +102,8 @@ KILN_HD T pow_(T a, T b) {
     T result = 1;
     T base = a;
     while (b) {
-      if (b & 1) result = T(result * base);
-      base = T(base * base);
+      if (b & 1) result = wrap_mul(result, base);
+      base = wrap_mul(base, base);
       b >>= 1;
     }
     return result;
@@ -156,7 +168,7 @@ template <class T>
 inline constexpr bool real_number = !is_cplx<T> && !std::is_same_v<T, bool>;
 
 KILN_BINARY_FN(Add, true, add_(a, b))
-KILN_BINARY_FN(Subtract, not_bool<T>, T(a - b))
+KILN_BINARY_FN(Subtract, not_bool<T>, sub_(a, b))
 KILN_BINARY_FN(Multiply, true, mul_(a, b))
 KILN_BINARY_FN(Divide, is_fp<T> || is_cplx<T>, T(a / b))
 KILN_BINARY_FN(FloorDivide, real_number<T>, floor_div_(a, b))

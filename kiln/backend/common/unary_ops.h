@@ -16,6 +16,28 @@ inline constexpr bool is_cplx = std::is_same_v<T, complex64_t>;
 template <class T>
 inline constexpr bool is_int = std::is_integral_v<T> && !std::is_same_v<T, bool>;
 
+// Integer arithmetic that wraps in two's complement, as NumPy's does. Signed overflow is undefined
+// in C++, so it is done in an unsigned type at least as wide as unsigned int (narrower ones would
+// promote to int, where uint16 * uint16 can overflow too).
+template <class T>
+using wrap_t = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned, std::make_unsigned_t<T>>;
+template <class T>
+KILN_HD T wrap_neg(T x) {
+  return T(wrap_t<T>(0) - wrap_t<T>(x));
+}
+template <class T>
+KILN_HD T wrap_add(T a, T b) {
+  return T(wrap_t<T>(a) + wrap_t<T>(b));
+}
+template <class T>
+KILN_HD T wrap_sub(T a, T b) {
+  return T(wrap_t<T>(a) - wrap_t<T>(b));
+}
+template <class T>
+KILN_HD T wrap_mul(T a, T b) {
+  return T(wrap_t<T>(a) * wrap_t<T>(b));
+}
+
 // Real floating functions: float16, bfloat16, float32, float64.
 #define KILN_FLOAT_FN(Name, expr)                        \
   struct Name {                                          \
@@ -36,6 +58,8 @@ struct Abs {
       return math::abs(x);
     } else if constexpr (std::is_unsigned_v<T>) {
       return x;
+    } else if constexpr (is_int<T>) {
+      return x < T(0) ? wrap_neg(x) : x;  // the most negative value stays itself
     } else {
       return x < T(0) ? T(-x) : x;
     }
@@ -47,7 +71,11 @@ struct Neg {
   static constexpr bool supports = !std::is_same_v<T, bool>;
   template <class T>
   KILN_HD T operator()(T x) const {
-    return T(-x);
+    if constexpr (is_int<T>) {
+      return wrap_neg(x);
+    } else {
+      return T(-x);
+    }
   }
 };
 
@@ -74,6 +102,8 @@ struct Square {
   KILN_HD T operator()(T x) const {
     if constexpr (std::is_same_v<T, bool>) {
       return x;
+    } else if constexpr (is_int<T>) {
+      return wrap_mul(x, x);
     } else {
       return T(x * x);
     }
