@@ -23,6 +23,7 @@
 #include "kiln/text/bpe.h"
 #include "kiln/text/tokenizer.h"
 #include "kiln/text/utf8.h"
+#include "file_utils.h"
 #include "test_utils.h"
 
 namespace kiln {
@@ -33,31 +34,12 @@ using json = nlohmann::json;
 using text::StreamDecoder;
 using text::Tokenizer;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("kiln_tok_" + std::to_string(::getpid()) + "_" + std::to_string(test::rng()() % 1000000007));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+using test::read_file;
+using test::write_file;
+// Each suite's temporary files get their own prefix.
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("kiln_tok") {}
 };
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 std::string model_path() {
   std::vector<std::string> candidates;
