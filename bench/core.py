@@ -77,17 +77,17 @@ def torch_figures(quick):
 
 
 def cold_start(build):
-    rows = []
+    """Seconds from process start to the first result, for kiln and (if installed) PyTorch."""
     t0 = time.perf_counter()
     subprocess.run([os.path.join(build, "cold_start")], check=True, capture_output=True)
-    rows.append(("cold start (process to first result)", time.perf_counter() - t0))
+    kiln_t = time.perf_counter() - t0
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-c",
                         "import torch; d='cuda' if torch.cuda.is_available() else 'cpu';"
                         "print((torch.arange(1024., device=d)*2+1)[1023].item())"],
                        capture_output=True)
     torch_t = time.perf_counter() - t0 if r.returncode == 0 else None
-    return rows[0][1], torch_t
+    return kiln_t, torch_t
 
 
 def main():
