@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "kiln/backend/common/binary_ops.h"
+#include "kiln/backend/common/bytes.h"
 #include "kiln/backend/common/unary_ops.h"
 #include "kiln/backend/cpu/utils.h"
 #include "kiln/backend/kernels.h"
@@ -168,12 +169,7 @@ void copy_kernel(const Primitive&, const std::vector<array>& inputs, array& out)
       for_each_strided(c, b, e, [&](const std::array<int64_t, 2>& o) { d[o[1]] = s[o[0]]; });
     });
   };
-  switch (item) {
-    case 1: run(uint8_t{}); break;
-    case 2: run(uint16_t{}); break;
-    case 4: run(uint32_t{}); break;
-    default: run(uint64_t{}); break;
-  }
+  dispatch_bytes(item, run);
 }
 
 }  // namespace

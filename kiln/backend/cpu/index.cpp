@@ -5,22 +5,12 @@
 #include "kiln/backend/common/scatter_ops.h"
 #include "kiln/backend/cpu/utils.h"
 #include "kiln/backend/kernels.h"
+#include "kiln/backend/common/bytes.h"
 #include "kiln/primitives_index.h"
 
 namespace kiln::cpu {
 
 namespace {
-
-// Calls fn(U{}) with U an unsigned integer of the element size.
-template <class F>
-void dispatch_bytes(size_t item, F&& fn) {
-  switch (item) {
-    case 1: fn(uint8_t{}); break;
-    case 2: fn(uint16_t{}); break;
-    case 4: fn(uint32_t{}); break;
-    default: fn(uint64_t{}); break;
-  }
-}
 
 // Copies `in` (any layout) to dst, laid out with dst_strides over in's shape.
 template <class U>

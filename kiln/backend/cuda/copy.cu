@@ -1,4 +1,5 @@
 // CUDA kernels of where, astype and copy.
+#include "kiln/backend/common/bytes.h"
 #include "kiln/backend/cuda/elementwise.cuh"
 #include "kiln/backend/kernels.h"
 #include "kiln/primitives_elementwise.h"
@@ -84,12 +85,7 @@ void copy_kernel(const Primitive&, const std::vector<array>& inputs, array& out)
     copy_strided<U><<<strided_blocks(out, n), kThreads, 0, s>>>(reinterpret_cast<const U*>(src),
                                                                   reinterpret_cast<U*>(dst), n, l);
   };
-  switch (item) {
-    case 1: run(uint8_t{}); break;
-    case 2: run(uint16_t{}); break;
-    case 4: run(uint32_t{}); break;
-    default: run(uint64_t{}); break;
-  }
+  dispatch_bytes(item, run);
   check_launch("copy");
 }
 

@@ -9,22 +9,12 @@
 #include "kiln/backend/common/scatter_ops.h"
 #include "kiln/backend/cuda/elementwise.cuh"
 #include "kiln/backend/kernels.h"
+#include "kiln/backend/common/bytes.h"
 #include "kiln/primitives_index.h"
 
 namespace kiln::cuda {
 
 namespace {
-
-// Calls fn(U{}) with U an unsigned integer of the element size.
-template <class F>
-void dispatch_bytes(size_t item, F&& fn) {
-  switch (item) {
-    case 1: fn(uint8_t{}); break;
-    case 2: fn(uint16_t{}); break;
-    case 4: fn(uint32_t{}); break;
-    default: fn(uint64_t{}); break;
-  }
-}
 
 template <class U>
 __global__ void copy_into(const U* in, U* out, int64_t n, StridedLayout<2> l) {

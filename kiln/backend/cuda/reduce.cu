@@ -15,6 +15,7 @@
 
 #include "kiln/backend/common/reduce.h"
 #include "kiln/backend/cuda/utils.cuh"
+#include "kiln/backend/cuda/warp.cuh"
 #include "kiln/backend/kernels.h"
 #include "kiln/memory.h"
 #include "kiln/primitives_reduce.h"
@@ -31,24 +32,6 @@ constexpr int kWarpsPerBlock = kBlock / 32;
 template <class T>
 constexpr int vec_width() {
   return static_cast<int>(16 / sizeof(T));
-}
-
-// Shuffles of any value of at most 8 bytes (bool, 64-bit and complex accumulators included).
-template <class V, class F>
-__device__ __forceinline__ V shuffle_words(V v, F f) {
-  static_assert(sizeof(V) <= 8, "shuffle of a value wider than 8 bytes");
-  if constexpr (sizeof(V) <= 4) {
-    unsigned w = 0;
-    memcpy(&w, &v, sizeof(V));
-    w = f(w);
-    memcpy(&v, &w, sizeof(V));
-  } else {
-    unsigned long long w;
-    memcpy(&w, &v, sizeof(V));
-    w = f(w);
-    memcpy(&v, &w, sizeof(V));
-  }
-  return v;
 }
 
 template <class V>

@@ -10,6 +10,7 @@
 
 #include "kiln/backend/common/reduce.h"
 #include "kiln/backend/cuda/utils.cuh"
+#include "kiln/backend/cuda/warp.cuh"
 #include "kiln/backend/kernels.h"
 #include "kiln/primitives_reduce.h"
 
@@ -30,24 +31,6 @@ struct ScanPlan {
   bool reverse;
   bool inclusive;
 };
-
-// Shuffles of any value of at most 8 bytes (bool, 64-bit and complex accumulators included).
-template <class V, class F>
-__device__ __forceinline__ V shuffle_words(V v, F f) {
-  static_assert(sizeof(V) <= 8, "shuffle of a value wider than 8 bytes");
-  if constexpr (sizeof(V) <= 4) {
-    unsigned w = 0;
-    memcpy(&w, &v, sizeof(V));
-    w = f(w);
-    memcpy(&v, &w, sizeof(V));
-  } else {
-    unsigned long long w;
-    memcpy(&w, &v, sizeof(V));
-    w = f(w);
-    memcpy(&v, &w, sizeof(V));
-  }
-  return v;
-}
 
 template <class V>
 __device__ __forceinline__ V shfl_up_any(V v, int delta) {
