@@ -55,4 +55,16 @@ std::vector<std::string> registered_ops(Backend backend) {
 
 size_t kernel_launches(Backend backend) { return registry().launches[static_cast<int>(backend)].load(); }
 
+bool donate_buffer(const array& in, array& out) {
+  // use_count 1: the consumer's input list holds the only handle, and the node the only
+  // reference to the buffer.
+  if (!in.is_available() || in.use_count() != 1 || !in.buffer() || in.buffer().use_count() != 1) return false;
+  if (!in.row_contiguous() || in.offset() != 0 || in.data_size() != in.size() || in.size() != out.size() ||
+      in.itemsize() != out.itemsize() || in.buffer()->nbytes() != out.nbytes()) {
+    return false;
+  }
+  out.set_data(in.buffer());
+  return true;
+}
+
 }  // namespace kiln

@@ -24,6 +24,13 @@ std::vector<std::string> registered_ops(Backend backend);   // sorted
 // How many kernels each backend has run (tests use it to prove the GPU path avoids the CPU).
 size_t kernel_launches(Backend backend);
 
+// Lets `out` take over `in`'s buffer, so an update writes only what changes instead of copying
+// the whole array (the KV cache's append). Only when nothing else can observe it: no other
+// handle to `in`'s node and no view of its buffer, `in` row-contiguous from offset 0 with out's
+// size and element size. The caller must make the buffer current on its side (read_host /
+// read_gpu) before writing. Returns false, changing nothing, otherwise.
+bool donate_buffer(const array& in, array& out);
+
 // Each backend's tables are filled once, on first use.
 void register_cpu_kernels();
 void register_gpu_kernels();  // does nothing in a build without a GPU backend

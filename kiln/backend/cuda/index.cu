@@ -58,7 +58,11 @@ void concatenate_kernel(const Primitive& p, const std::vector<array>& inputs, ar
 
 void slice_update_kernel(const Primitive& p, const std::vector<array>& inputs, array& out) {
   const auto& su = static_cast<const SliceUpdate&>(p);
-  find_kernel(Backend::gpu, "copy")(p, inputs, out);  // out = row-contiguous copy of src
+  if (donate_buffer(inputs[0], out)) {
+    out.buffer()->read_gpu(out.device().index, out.stream().index);  // current on the GPU first
+  } else {
+    find_kernel(Backend::gpu, "copy")(p, inputs, out);  // out = row-contiguous copy of src
+  }
   Strides os = row_major_strides(out.shape());
   Strides rs(out.ndim());
   int64_t off = 0;
