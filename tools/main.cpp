@@ -14,7 +14,11 @@ void usage() {
                "commands:\n"
                "  info [--ops]   version, build options and devices; --ops lists every operation\n"
                "                 with the backends that implement it\n"
-               "  demo [--size N] a short tour of lazy arrays on the default device\n";
+               "  demo [--size N] a short tour of lazy arrays on the default device\n"
+               "  generate       generate text from a prompt with a Llama-family model\n"
+               "  chat           an interactive chat with a Llama-family model\n"
+               "  tokenize       text to token ids (or --decode ids to text) with a model's tokenizer\n"
+               "Each command takes --help.\n";
 }
 
 }  // namespace
@@ -29,6 +33,9 @@ int main(int argc, char** argv) {
   try {
     if (command == "info") return kiln::tools::info(args);
     if (command == "demo") return kiln::tools::demo(args);
+    if (command == "generate") return kiln::tools::generate(args);
+    if (command == "chat") return kiln::tools::chat(args);
+    if (command == "tokenize") return kiln::tools::tokenize(args);
     std::cerr << "kiln: unknown command '" << command << "'\n";
     usage();
     return 2;
