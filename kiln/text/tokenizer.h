@@ -1,5 +1,8 @@
-// Byte-level BPE tokenizer (GPT-2, Llama 3, SmolLM, Qwen style), loaded from a GGUF file or a
-// Hugging Face tokenizer.json, giving the same ids as Hugging Face `tokenizers`.
+// The tokenizer of a language model: byte-level BPE (GPT-2, Llama 3, SmolLM, Qwen style), loaded
+// from a GGUF file or a Hugging Face tokenizer.json, giving the same ids as Hugging Face
+// `tokenizers`; or SentencePiece BPE (Llama 2, Mistral), loaded from a GGUF file or a
+// `tokenizer.model`, giving the same ids as `sentencepiece` (kiln/text/sentencepiece.h says how
+// it encodes and decodes). The rest of this comment is about byte-level BPE.
 //
 // encode: added/special tokens written in the text ("<|im_start|>") are matched first, longest
 // first, and emitted as their ids. The rest is split by the pre-tokenizer regexes (PCRE2, UTF +
@@ -27,6 +30,7 @@
 
 #include "kiln/io/gguf.h"
 #include "kiln/text/bpe.h"
+#include "kiln/text/sentencepiece.h"
 
 namespace kiln::text {
 
@@ -41,9 +45,15 @@ extern const char* const kGPT2Pattern;
 class Tokenizer {
  public:
   // Reads tokenizer.ggml.{model,pre,tokens,merges,token_type,bos_token_id,eos_token_id,
-  // add_bos_token,add_eos_token}. Only model "gpt2" (byte-level BPE) is supported. Throws
-  // ValueError when the keys are missing or name something unsupported.
+  // add_bos_token,add_eos_token} for model "gpt2" (byte-level BPE), and for model "llama"
+  // (SentencePiece) tokens, scores, token_type, bos/eos/unknown_token_id, add_space_prefix,
+  // remove_extra_whitespaces, add_bos_token (default true) and add_eos_token. Throws ValueError
+  // when the keys are missing or name something unsupported.
   static Tokenizer from_gguf(const io::GGUFFile& gguf);
+  // A SentencePiece `tokenizer.model` of the BPE type. BOS is added (add_special) unless a
+  // tokenizer_config.json next to it says otherwise (add_bos_token / add_eos_token). Throws
+  // FileError when it cannot be read and ValueError when it is invalid or unsupported.
+  static Tokenizer from_sentencepiece(const std::string& path);
   // A Hugging Face tokenizer.json with a BPE model and byte-level pre-tokenizer (ByteLevel, or
   // a Sequence of Split(Regex, Isolated) / Digits / ByteLevel). bos/eos come from a
   // tokenizer_config.json next to it, when there is one. Throws FileError when it cannot be
@@ -56,15 +66,20 @@ class Tokenizer {
   // The bytes of one token (throws IndexError for an id out of range).
   std::string token_bytes(int32_t id) const;
 
-  int32_t vocab_size() const { return bpe_->vocab_size(); }
+  int32_t vocab_size() const { return spm_ ? spm_->vocab_size() : bpe_->vocab_size(); }
   int32_t bos_id() const { return bos_; }  // -1 when the model has none
   int32_t eos_id() const { return eos_; }
   bool add_bos() const { return add_bos_; }
-  // The stored (byte-level) token text; -1 from token_to_id when absent.
+  // The stored token text (byte-level spelling, or the SentencePiece piece: "▁the", "<0x0A>");
+  // -1 from token_to_id when absent.
   const std::string& id_to_token(int32_t id) const;
-  int32_t token_to_id(std::string_view token) const { return bpe_->id(token); }
-  bool is_added_token(int32_t id) const { return added_ids_.count(id) != 0; }
+  int32_t token_to_id(std::string_view token) const { return spm_ ? spm_->id(token) : bpe_->id(token); }
+  // Tokens matched whole in the text (added tokens; SentencePiece control and user-defined pieces).
+  bool is_added_token(int32_t id) const;
+  // The pre-tokenizer regexes (none for SentencePiece).
   const std::vector<std::string>& patterns() const { return patterns_; }
+  // The SentencePiece model, null for byte-level BPE.
+  const SentencePiece* sentencepiece() const { return spm_.get(); }
 
   struct Regex;  // a compiled PCRE2 pattern (tokenizer.cpp)
 
@@ -74,8 +89,12 @@ class Tokenizer {
             bool ignore_merges, std::vector<std::string> patterns);
   void encode_plain(std::string_view text, std::vector<int32_t>& out) const;
   void encode_valid(std::string_view text, std::vector<int32_t>& out) const;
+  // One token of a sequence being decoded: SentencePiece drops the dummy prefix's space at the start.
+  std::string decode_next(int32_t id, SentencePiece::DecodeState& state) const;
+  friend class StreamDecoder;
 
-  std::shared_ptr<const BPE> bpe_;
+  std::shared_ptr<const BPE> bpe_;  // one of these two is set
+  std::shared_ptr<const SentencePiece> spm_;
   std::vector<std::string> patterns_;
   std::vector<std::shared_ptr<const Regex>> regexes_;
   // Added tokens matched in the text: by first byte, longest first.
@@ -100,6 +119,7 @@ class StreamDecoder {
  private:
   const Tokenizer* tok_;
   std::string pending_;
+  SentencePiece::DecodeState state_;
 };
 
 }  // namespace kiln::text
