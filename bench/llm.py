@@ -135,6 +135,9 @@ def main():
     for name, kv_, peer, floor in rows:
         f = lambda x: "-" if x is None else f"{x:10.1f}"
         print(f"{name:44s} {f(kv_)} {f(peer)} {f(floor)}")
+    print("kiln: " + ", ".join(f"{key} {k[key]:.1f}" for key in
+                               ("decode_ms_per_token", "graph_build_us_per_token", "kernels_per_token", "init_seconds")
+                               if key in k))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 
 #include "bench/bench_util.h"
 #include "kiln/kiln.h"
+#include "kiln/backend/kernels.h"
 #include "kiln/models/llama.h"
 
 using namespace kiln;
@@ -115,6 +116,17 @@ void bench_model(int layers, int prompt, int gen) {
   array y = astype(argmax(model(ids, &cache, true), -1), int32);
   y.eval();
   synchronize();
+  // Host cost of one step: building its graph, and how many kernels it launches.
+  {
+    auto tb = Clock::now();
+    array probe = step(y);
+    report("graph_build_us_per_token", since(tb) * 1e6);
+    size_t k0 = kernel_launches(Backend::gpu) + kernel_launches(Backend::cpu);
+    probe.eval();
+    report("kernels_per_token", double(kernel_launches(Backend::gpu) + kernel_launches(Backend::cpu) - k0));
+    synchronize();
+    y = probe;
+  }
   auto t0 = Clock::now();
   for (int i = 0; i < gen; ++i) {
     array next = step(y);

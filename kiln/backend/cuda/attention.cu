@@ -3,15 +3,15 @@
 // strides; the output is row-contiguous. Rows that see no key are written as zeros.
 //
 // Decode (Lq <= 4), flash-decoding: the keys are split into chunks across thread blocks. A block
-// takes one chunk for one (batch, kv head) and up to kDecodeRows query rows of that kv head's
-// group (all its query heads times Lq), so K and V are read once per group rather than once per
-// query head. Lanes of a warp split a K/V row into 16-byte pieces (a few keys per warp at once for
-// short rows); every group of lanes keeps its own softmax state, merged across lanes, warps and
-// finally (second kernel) across chunks.
+// takes one chunk for one (batch, kv head) and up to 8 query rows of that kv head's group (all
+// its query heads times Lq), so K and V are read once per group rather than once per query head.
+// Per 128-key tile, each thread scores one key; P V is then accumulated by lane groups that read
+// whole V rows. A second kernel merges the chunks.
 //
 // Prefill: a block per (64 query rows, query head, batch); 64-key tiles of K and V are staged in
 // shared memory as float32, each warp owns 8 query rows, lane j scores keys j and j + 32. Causal
-// tiles past the last query's position are skipped. SIMT only (no tensor cores yet).
+// tiles past the last query's position are skipped. SIMT; attention_prefill.cu has the
+// tensor-core kernel, which takes the cases it supports first.
 //
 // Instantiated per dtype (float32, float16, bfloat16); the prefill kernel also per output width
 // (head_dim_v up to 64, 128, 256), the decode kernel handles any head_dim up to 256.
@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kiln/backend/cuda/attention.cuh"
 #include "kiln/backend/cuda/utils.cuh"
 #include "kiln/backend/kernels.h"
 #include "kiln/primitives_attention.h"
@@ -27,43 +28,6 @@
 namespace kiln::cuda {
 
 namespace {
-
-constexpr int kMaxD = static_cast<int>(kMaxAttentionHeadDim);
-
-enum MaskKind : int { kNoMask = 0, kBoolMask = 1, kAddMask = 2 };
-
-// Everything a kernel needs to know, by value. Strides are in elements, (batch, head, seq, feature).
-template <class T>
-struct AttnParams {
-  const T* q;
-  const T* k;
-  const T* v;
-  const void* mask;  // bool or T, shape (B, Hq, Lq, Lk)
-  T* out;            // (B, Hq, Lq, Dv) row-contiguous
-  int64_t qs[4], ks[4], vs[4], ms[4];
-  int B, Hq, Hkv, Lq, Lk, D, Dv, group;
-  float scale;
-  bool causal;
-  int mask_kind;
-  bool vec_k, vec_v;  // K / V rows may be read as aligned 16-byte vectors
-};
-
-// Scale and mask applied to a raw dot product of query (b, h, i) with key j; -inf when the key is
-// not seen (causal, bool mask false, or an additive -inf).
-template <class T>
-__device__ __forceinline__ float masked_score(const AttnParams<T>& p, float dot, int b, int h, int i, int j) {
-  if (p.causal && j > p.Lk - p.Lq + i) return -INFINITY;
-  float s = dot * p.scale;
-  if (p.mask_kind != kNoMask) {
-    const int64_t o = b * p.ms[0] + h * p.ms[1] + i * p.ms[2] + j * p.ms[3];
-    if (p.mask_kind == kBoolMask) {
-      if (!static_cast<const bool*>(p.mask)[o]) return -INFINITY;
-    } else {
-      s += static_cast<float>(static_cast<const T*>(p.mask)[o]);
-    }
-  }
-  return s;
-}
 
 // Elements d0 .. d0 + N - 1 of a row as float32 (zeros past n): one 16-byte load when `vec`
 // (then n is a multiple of N and the row is aligned), else strided scalar loads.
@@ -86,192 +50,189 @@ __device__ __forceinline__ void load_piece(const T* row, int64_t stride, int d0,
   }
 }
 
-// Merges softmax state (om, ol, oacc) into (m, l, acc): both are partial sums relative to their
-// own running max.
-template <int N>
-__device__ __forceinline__ void merge_state(float& m, float& l, float (&acc)[N], float om, float ol,
-                                            const float (&oacc)[N]) {
-  const float mn = fmaxf(m, om);
-  if (mn == -INFINITY) return;  // neither has seen a key
-  const float a = expf(m - mn), b = expf(om - mn);
-  l = l * a + ol * b;
-#pragma unroll
-  for (int e = 0; e < N; ++e) acc[e] = acc[e] * a + oacc[e] * b;
-  m = mn;
-}
-
 // ---- decode: split-K partials, then a combine ----
 
 constexpr int kDecodeThreads = 128;
 constexpr int kDecodeWarps = kDecodeThreads / 32;
-constexpr int kDecodeRows = 8;
-// Each split gets at least this many keys.
-constexpr int kMinKeysPerSplit = 64;
+// Keys per tile: one per thread when scoring.
+constexpr int kDecodeTile = kDecodeThreads;
 
 template <class T>
 constexpr int vec_n() {
   return 16 / static_cast<int>(sizeof(T));
 }
-// 16-byte pieces a lane holds of a row up to kMaxD with all 32 lanes on it: 1 for 16-bit, 2 for float32.
-template <class T>
-constexpr int decode_pieces() {
-  return kMaxD / (32 * vec_n<T>());
-}
 
-// Grid (B * Hkv, splits, row groups). Block (b, hk) handles keys [split * chunk, + chunk) for the
-// query rows z * kDecodeRows + r of its group, row rr standing for head hk * group + rr / Lq and
-// query rr % Lq. Writes unnormalized partial outputs part_o (split, row, Dv) and (max, sum) to
-// part_ml (split, row, 2), row = (b * Hq + h) * Lq + i.
-template <class T>
+// Grid (splits, B * Hkv, row groups). Block (split, (b, hk), z) takes keys [split * chunk,
+// + chunk) of kv head hk for ROWS query rows of its group: row rr = z * ROWS + r stands for head
+// hk * group + rr / Lq and query rr % Lq, so K and V are read once for the whole group.
+// Per tile of 128 keys: each thread scores one key against every row (its K row read in 16-byte
+// pieces, all loads in flight at once); the block then rescales its running softmax; then
+// thread (g, c) accumulates feature piece c of P V over keys g, g + G, ... Lane groups of
+// CH = pieces per V row read whole rows, coalesced. Writes unnormalized partial outputs part_o
+// (split, row, Dv) and (max, sum) part_ml (split, row, 2), row = (b * Hq + h) * Lq + i.
+template <class T, int ROWS>
 __global__ void __launch_bounds__(kDecodeThreads)
-    decode_partial_kernel(AttnParams<T> p, int chunk, int lanes, float* __restrict__ part_o,
+    decode_partial_kernel(AttnParams<T> p, int chunk, int CH, float* __restrict__ part_o,
                           float* __restrict__ part_ml) {
   constexpr int N = vec_n<T>();
-  constexpr int P = decode_pieces<T>();
-  constexpr int E = N * P;  // elements of a row a lane owns
-  __shared__ float qs[kDecodeRows][kMaxD];
-  __shared__ float wm[kDecodeWarps][kDecodeRows], wl[kDecodeWarps][kDecodeRows];
-  __shared__ float wacc[kDecodeWarps][kDecodeRows][kMaxD];
+  constexpr int kMaxG = kDecodeThreads;  // key groups when a V row is one piece
+  // The queries and one tile's probabilities while looping; afterwards the same memory holds
+  // each key group's partial outputs, ROWS x (CH * N) per group.
+  constexpr int kLoop = ROWS * (kMaxD + kDecodeTile), kRed = ROWS * kMaxG * N;
+  __shared__ float pool[kLoop > kRed ? kLoop : kRed];
+  float(*qs)[kMaxD] = reinterpret_cast<float(*)[kMaxD]>(pool);
+  float(*S)[kDecodeTile] = reinterpret_cast<float(*)[kDecodeTile]>(pool + ROWS * kMaxD);
+  float* red = pool;
+  __shared__ float wmax[kDecodeWarps][ROWS];
+  __shared__ float m_sh[ROWS], alpha_sh[ROWS];
+  __shared__ float lred[kMaxG][ROWS];
 
-  const int bh = blockIdx.x, split = blockIdx.y, z = blockIdx.z;
+  const int split = blockIdx.x, bh = blockIdx.y, z = blockIdx.z;
   const int b = bh / p.Hkv, hk = bh % p.Hkv;
   const int rows_total = p.group * p.Lq;
-  const int row0 = z * kDecodeRows;
-  const int nrows = min(kDecodeRows, rows_total - row0);
+  const int row0 = z * ROWS;
+  const int nrows = min(ROWS, rows_total - row0);
   const int j_begin = split * chunk, j_end = min(p.Lk, j_begin + chunk);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int sub = lane / lanes, sl = lane % lanes;  // which key of the warp, and rank on it
-  const int keys_per_warp = 32 / lanes;
+  const int t = threadIdx.x, warp = t / 32, lane = t % 32;
+  const int G = kDecodeThreads / CH, g = t / CH, c = t % CH;
+  const int width = CH * N;  // padded V row
 
-  // Query rows as float32.
-  for (int idx = threadIdx.x; idx < kDecodeRows * kMaxD; idx += kDecodeThreads) {
-    const int r = idx / kMaxD, d = idx % kMaxD;
+  for (int idx = t; idx < ROWS * p.D; idx += kDecodeThreads) {
+    const int r = idx / p.D, d = idx % p.D;
     float x = 0.f;
-    if (r < nrows && d < p.D) {
+    if (r < nrows) {
       const int rr = row0 + r, h = hk * p.group + rr / p.Lq, i = rr % p.Lq;
       x = static_cast<float>(p.q[b * p.qs[0] + h * p.qs[1] + i * p.qs[2] + d * p.qs[3]]);
     }
     qs[r][d] = x;
   }
-  __syncthreads();
+  if (t < ROWS) m_sh[t] = -INFINITY;
 
-  float m[kDecodeRows], l[kDecodeRows], acc[kDecodeRows][E];
+  float acc[ROWS][N], lsum[ROWS];
 #pragma unroll
-  for (int r = 0; r < kDecodeRows; ++r) {
-    m[r] = -INFINITY;
-    l[r] = 0.f;
+  for (int r = 0; r < ROWS; ++r) {
+    lsum[r] = 0.f;
 #pragma unroll
-    for (int e = 0; e < E; ++e) acc[r][e] = 0.f;
+    for (int e = 0; e < N; ++e) acc[r][e] = 0.f;
   }
-
   const T* kbase = p.k + b * p.ks[0] + hk * p.ks[1];
   const T* vbase = p.v + b * p.vs[0] + hk * p.vs[1];
-  // Warp-uniform loop bounds: every lane reaches every shuffle.
-  for (int j0 = j_begin + warp * keys_per_warp; j0 < j_end; j0 += kDecodeWarps * keys_per_warp) {
-    const int j = j0 + sub;
-    const bool valid = j < j_end;
-    float kx[P][N];
+  __syncthreads();
+
+  for (int j0 = j_begin; j0 < j_end; j0 += kDecodeTile) {
+    // Scores of key j0 + t.
+    const int j = j0 + t;
+    float s[ROWS];
 #pragma unroll
-    for (int c = 0; c < P; ++c) {
-      const int d0 = (c * lanes + sl) * N;
-      if (valid) {
-        load_piece<T, N>(kbase + j * p.ks[2], p.ks[3], d0, p.D, p.vec_k, kx[c]);
+    for (int r = 0; r < ROWS; ++r) s[r] = 0.f;
+    if (j < j_end) {
+      const T* krow = kbase + static_cast<int64_t>(j) * p.ks[2];
+      if (p.vec_k) {
+        for (int d0 = 0; d0 < p.D; d0 += 4 * N) {
+          Vec<T, N> kv[4];
+#pragma unroll
+          for (int u = 0; u < 4; ++u)
+            if (d0 + u * N < p.D) kv[u] = *reinterpret_cast<const Vec<T, N>*>(krow + d0 + u * N);
+#pragma unroll
+          for (int u = 0; u < 4; ++u) {
+            if (d0 + u * N >= p.D) break;
+#pragma unroll
+            for (int e = 0; e < N; ++e) {
+              const float kx = static_cast<float>(kv[u].v[e]);
+#pragma unroll
+              for (int r = 0; r < ROWS; ++r) s[r] += qs[r][d0 + u * N + e] * kx;
+            }
+          }
+        }
+      } else {
+        for (int d = 0; d < p.D; ++d) {
+          const float kx = static_cast<float>(krow[d * p.ks[3]]);
+#pragma unroll
+          for (int r = 0; r < ROWS; ++r) s[r] += qs[r][d] * kx;
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) {
+      const int rr = row0 + r;
+      s[r] = j < j_end && r < nrows ? masked_score(p, s[r], b, hk * p.group + rr / p.Lq, rr % p.Lq, j) : -INFINITY;
+      float mx = s[r];
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+      if (lane == 0) wmax[warp][r] = mx;
+    }
+    __syncthreads();
+    // New running max per row; the old state is scaled by alpha.
+    if (t < ROWS) {
+      float mx = m_sh[t];
+#pragma unroll
+      for (int w = 0; w < kDecodeWarps; ++w) mx = fmaxf(mx, wmax[w][t]);
+      alpha_sh[t] = mx == -INFINITY ? 1.f : expf(m_sh[t] - mx);
+      m_sh[t] = mx;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) S[r][t] = s[r] == -INFINITY ? 0.f : expf(s[r] - m_sh[r]);
+    __syncthreads();
+    // P V for this tile: thread (g, c) takes keys g, g + G, ...
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) {
+      const float a = alpha_sh[r];
+      lsum[r] *= a;
+#pragma unroll
+      for (int e = 0; e < N; ++e) acc[r][e] *= a;
+    }
+    const int nk = min(kDecodeTile, j_end - j0);
+    const int d0 = c * N;
+#pragma unroll 4
+    for (int jj = g; jj < nk; jj += G) {
+      float vx[N];
+      const T* vrow = vbase + static_cast<int64_t>(j0 + jj) * p.vs[2];
+      if (p.vec_v) {
+        if (d0 < p.Dv) {
+          Vec<T, N> vv = *reinterpret_cast<const Vec<T, N>*>(vrow + d0);
+#pragma unroll
+          for (int e = 0; e < N; ++e) vx[e] = static_cast<float>(vv.v[e]);
+        } else {
+#pragma unroll
+          for (int e = 0; e < N; ++e) vx[e] = 0.f;
+        }
       } else {
 #pragma unroll
-        for (int e = 0; e < N; ++e) kx[c][e] = 0.f;
+        for (int e = 0; e < N; ++e) vx[e] = d0 + e < p.Dv ? static_cast<float>(vrow[(d0 + e) * p.vs[3]]) : 0.f;
+      }
+#pragma unroll
+      for (int r = 0; r < ROWS; ++r) {
+        const float pj = S[r][jj];
+        lsum[r] += pj;
+#pragma unroll
+        for (int e = 0; e < N; ++e) acc[r][e] += pj * vx[e];
       }
     }
-    float s[kDecodeRows];
-    bool any = false;
-#pragma unroll
-    for (int r = 0; r < kDecodeRows; ++r) {
-      float dot = 0.f;
-#pragma unroll
-      for (int c = 0; c < P; ++c) {
-        const int d0 = (c * lanes + sl) * N;
-#pragma unroll
-        for (int e = 0; e < N; ++e) dot += d0 + e < kMaxD ? qs[r][d0 + e] * kx[c][e] : 0.f;
-      }
-      for (int off = lanes / 2; off > 0; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-      s[r] = -INFINITY;
-      if (valid && r < nrows) {
-        const int rr = row0 + r;
-        s[r] = masked_score(p, dot, b, hk * p.group + rr / p.Lq, rr % p.Lq, j);
-      }
-      any = any || s[r] != -INFINITY;
-    }
-    // Uniform over the lanes of one key; no shuffles inside, so key groups may diverge here.
-    if (any) {
-      float vx[P][N];
-#pragma unroll
-      for (int c = 0; c < P; ++c) {
-        load_piece<T, N>(vbase + j * p.vs[2], p.vs[3], (c * lanes + sl) * N, p.Dv, p.vec_v, vx[c]);
-      }
-#pragma unroll
-      for (int r = 0; r < kDecodeRows; ++r) {
-        if (s[r] == -INFINITY) continue;
-        const float mn = fmaxf(m[r], s[r]);
-        const float alpha = expf(m[r] - mn), pj = expf(s[r] - mn);  // alpha is 0 on the first key seen
-        l[r] = l[r] * alpha + pj;
-#pragma unroll
-        for (int c = 0; c < P; ++c) {
-#pragma unroll
-          for (int e = 0; e < N; ++e) acc[r][c * N + e] = acc[r][c * N + e] * alpha + pj * vx[c][e];
-        }
-        m[r] = mn;
-      }
-    }
+    __syncthreads();  // S and alpha are rewritten by the next tile
   }
 
-  // Merge the keys of a warp: lanes at the same rank of different keys own the same elements.
-  for (int off = lanes; off < 32; off *= 2) {
+  // Sum the key groups (the loop ended with a barrier, so the pool is free).
 #pragma unroll
-    for (int r = 0; r < kDecodeRows; ++r) {
-      const float om = __shfl_xor_sync(0xffffffffu, m[r], off), ol = __shfl_xor_sync(0xffffffffu, l[r], off);
-      float oacc[E];
+  for (int r = 0; r < ROWS; ++r) {
 #pragma unroll
-      for (int e = 0; e < E; ++e) oacc[e] = __shfl_xor_sync(0xffffffffu, acc[r][e], off);
-      merge_state(m[r], l[r], acc[r], om, ol, oacc);
-    }
-  }
-  // Then the warps, through shared memory.
-  if (sub == 0) {
-#pragma unroll
-    for (int r = 0; r < kDecodeRows; ++r) {
-      if (sl == 0) {
-        wm[warp][r] = m[r];
-        wl[warp][r] = l[r];
-      }
-#pragma unroll
-      for (int c = 0; c < P; ++c) {
-#pragma unroll
-        for (int e = 0; e < N; ++e) {
-          const int d = (c * lanes + sl) * N + e;
-          if (d < kMaxD) wacc[warp][r][d] = acc[r][c * N + e];
-        }
-      }
-    }
+    for (int e = 0; e < N; ++e) red[(g * ROWS + r) * width + c * N + e] = acc[r][e];
+    if (c == 0) lred[g][r] = lsum[r];
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < nrows * p.Dv; idx += kDecodeThreads) {
+  for (int idx = t; idx < nrows * p.Dv; idx += kDecodeThreads) {
     const int r = idx / p.Dv, d = idx % p.Dv;
-    float mx = -INFINITY;
-    for (int w = 0; w < kDecodeWarps; ++w) mx = fmaxf(mx, wm[w][r]);
-    float sum = 0.f, o = 0.f;
-    if (mx != -INFINITY) {
-      for (int w = 0; w < kDecodeWarps; ++w) {
-        const float a = expf(wm[w][r] - mx);
-        sum += wl[w][r] * a;
-        o += wacc[w][r][d] * a;
-      }
-    }
+    float o = 0.f;
+    for (int gg = 0; gg < G; ++gg) o += red[(gg * ROWS + r) * width + d];
     const int rr = row0 + r, h = hk * p.group + rr / p.Lq, i = rr % p.Lq;
     const int64_t row = (static_cast<int64_t>(b) * p.Hq + h) * p.Lq + i;
     const int64_t prow = static_cast<int64_t>(split) * p.B * p.Hq * p.Lq + row;
     part_o[prow * p.Dv + d] = o;
     if (d == 0) {
-      part_ml[prow * 2] = mx;
-      part_ml[prow * 2 + 1] = sum;
+      float l = 0.f;
+      for (int gg = 0; gg < G; ++gg) l += lred[gg][r];
+      part_ml[prow * 2] = m_sh[r];
+      part_ml[prow * 2 + 1] = l;
     }
   }
 }
@@ -460,22 +421,25 @@ bool vec_ok(const T* base, const int64_t (&s)[4], int n) {
   return s[3] == 1 && n % N == 0 && s[0] % N == 0 && s[1] % N == 0 && s[2] % N == 0 && aligned16(base);
 }
 
-template <class T>
-void launch_decode(const AttnParams<T>& p, const array& out) {
+template <class T, int ROWS>
+void launch_decode_rows(const AttnParams<T>& p, const array& out) {
   constexpr int N = vec_n<T>();
-  const int width = std::max(p.D, p.Dv);
-  // Lanes per key: enough 16-byte pieces to cover a row, a power of two up to the warp.
-  int lanes = 1;
-  while (lanes < 32 && lanes * N < width) lanes *= 2;
+  // Lanes per V row: a power of two covering Dv in 16-byte pieces (at most the block).
+  int CH = 1;
+  while (CH * N < p.Dv) CH *= 2;
+  if (CH > kDecodeThreads || p.D > kMaxD) {
+    fail<ValueError>("[scaled_dot_product_attention] head_dim ", p.D, "/", p.Dv, " is too large for the decode kernel");
+  }
   const int64_t bh = static_cast<int64_t>(p.B) * p.Hkv;
-  const int row_groups = (p.group * p.Lq + kDecodeRows - 1) / kDecodeRows;
-  // About four blocks per SM in all, with at least kMinKeysPerSplit keys each.
+  const int row_groups = (p.group * p.Lq + ROWS - 1) / ROWS;
+  // About four blocks per SM in all, each at least one tile of keys.
   const int64_t want = std::max<int64_t>(1, (4LL * num_sms(out) + bh * row_groups - 1) / (bh * row_groups));
-  const int64_t max_splits = std::max<int64_t>(1, (p.Lk + kMinKeysPerSplit - 1) / kMinKeysPerSplit);
+  const int64_t max_splits = std::max<int64_t>(1, (p.Lk + kDecodeTile - 1) / kDecodeTile);
   int splits = static_cast<int>(std::min(want, max_splits));
-  const int chunk = (p.Lk + splits - 1) / splits;
+  int chunk = (p.Lk + splits - 1) / splits;
+  chunk = (chunk + kDecodeTile - 1) / kDecodeTile * kDecodeTile;
   splits = (p.Lk + chunk - 1) / chunk;
-  if (bh > 0x7fffffff || row_groups > 65535 || splits > 65535) {
+  if (bh > 65535 || row_groups > 65535 || splits > 0x7fffffff) {
     fail<ValueError>("[scaled_dot_product_attention] decode grid too large: ", bh, " x ", splits, " x ", row_groups);
   }
   const int64_t rows = static_cast<int64_t>(p.B) * p.Hq * p.Lq;
@@ -484,12 +448,26 @@ void launch_decode(const AttnParams<T>& p, const array& out) {
   float* part_o = static_cast<float*>(scratch->write_gpu(out.device().index, out.stream().index));
   float* part_ml = part_o + static_cast<int64_t>(splits) * rows * p.Dv;
   cudaStream_t st = stream_of(out);
-  decode_partial_kernel<T><<<dim3(static_cast<unsigned>(bh), splits, row_groups), kDecodeThreads, 0, st>>>(
-      p, chunk, lanes, part_o, part_ml);
+  decode_partial_kernel<T, ROWS><<<dim3(splits, static_cast<unsigned>(bh), row_groups), kDecodeThreads, 0, st>>>(
+      p, chunk, CH, part_o, part_ml);
   check_launch("scaled_dot_product_attention");
   decode_combine_kernel<T><<<static_cast<unsigned>(rows), kDecodeThreads, 0, st>>>(part_o, part_ml, p.out, rows, p.Dv,
                                                                                     splits);
   check_launch("scaled_dot_product_attention");
+}
+
+template <class T>
+void launch_decode(const AttnParams<T>& p, const array& out) {
+  const int rows = p.group * p.Lq;
+  if (rows <= 1) {
+    launch_decode_rows<T, 1>(p, out);
+  } else if (rows <= 2) {
+    launch_decode_rows<T, 2>(p, out);
+  } else if (rows <= 4) {
+    launch_decode_rows<T, 4>(p, out);
+  } else {
+    launch_decode_rows<T, 8>(p, out);
+  }
 }
 
 template <class T, int kEPL>
@@ -514,6 +492,7 @@ void launch_prefill_with(const AttnParams<T>& p, const array& out) {
 
 template <class T>
 void launch_prefill(const AttnParams<T>& p, const array& out) {
+  if (launch_prefill_mma(p, out)) return;
   if (p.Dv <= 64) {
     launch_prefill_with<T, 2>(p, out);
   } else if (p.Dv <= 128) {
