@@ -80,6 +80,7 @@ void bench_model(int layers, int prompt, int gen) {
   auto t_load = Clock::now();
   models::LlamaForCausalLM model(llama31_8b(layers), bfloat16);
   model.eval();
+  model.fuse_projections();
   synchronize();
   report("init_seconds", since(t_load));
   size_t weights = 0, embed = 0;

@@ -138,6 +138,35 @@ TEST(Llama, TiedAndBiasedFamiliesHaveTheirParameters) {
   EXPECT_EQ(qwen.count("model.layers.0.self_attn.o_proj.bias"), 0u);
 }
 
+// load_llama fuses q/k/v and gate/up into single products; the names, shapes and results stay
+// those of the separate layers, and updating a fused weight falls back to the separate path.
+TEST(Llama, FusedProjectionsKeepNamesAndResults) {
+  for (Device d : test::devices()) {
+    DefaultDevice scope(d);
+    fs::path dir = fixtures_dir() / "llama" / "qwen2";  // q/k/v biases too
+    auto fused = models::load_llama(dir.string(), float32);
+    LlamaForCausalLM plain(LlamaConfig::from_hf_json(dir.string()), float32);
+    auto weights = io::load_safetensors((dir / "model.safetensors").string());
+    weights.erase("lm_head.weight");
+    plain.load_weights(weights);
+    auto fp = fused->parameters(), pp = plain.parameters();
+    ASSERT_EQ(fp.size(), pp.size());
+    for (const auto& [name, a] : pp) {
+      ASSERT_EQ(fp.count(name), 1u) << name;
+      EXPECT_EQ(fp.at(name).shape(), a.shape()) << name;
+    }
+    array ids = random::randint(0, 256, {2, 9}, int32);
+    EXPECT_LT(max_rel_diff((*fused)(ids), plain(ids)), 1e-5) << test::device_name(d);
+    std::map<std::string, array> change{{"model.layers.1.self_attn.k_proj.weight",
+                                          multiply(pp.at("model.layers.1.self_attn.k_proj.weight"), array(2.0f))},
+                                         {"model.layers.0.mlp.gate_proj.weight",
+                                          multiply(pp.at("model.layers.0.mlp.gate_proj.weight"), array(-1.0f))}};
+    fused->update(change);
+    plain.update(change);
+    EXPECT_LT(max_rel_diff((*fused)(ids), plain(ids)), 1e-5) << test::device_name(d) << " after update";
+  }
+}
+
 // A copy of a fixture with its config.json edited.
 struct EditedFixture {
   test::TempDir dir{"kiln_llama_cfg"};

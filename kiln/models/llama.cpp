@@ -243,13 +243,82 @@ Attention::Attention(const LlamaConfig& c, Dtype dtype)
   o_proj_ = register_module("o_proj", std::make_shared<nn::Linear>(q_out, c.hidden_size, c.o_bias, dtype));
 }
 
+namespace {
+
+// Concatenates the weights (and biases) of `parts` along the output axis into one evaluated
+// matrix and makes each part's parameters views of it. Returns the fused weight, transposed.
+array fuse_linears(const std::vector<std::shared_ptr<nn::Linear>>& parts, std::optional<array>* bias) {
+  std::vector<array> ws, bs;
+  for (const auto& l : parts) {
+    ws.push_back(l->weight());
+    if (l->has_bias()) bs.push_back(l->parameter("bias"));
+  }
+  array w = concatenate(ws, 0);
+  w.eval();
+  std::optional<array> b;
+  if (!bs.empty()) {
+    b = concatenate(bs, 0);
+    b->eval();
+  }
+  int64_t row = 0;
+  for (const auto& l : parts) {
+    int64_t n = l->out_features();
+    array wv = slice(w, {row, 0}, {row + n, w.shape(1)});
+    std::map<std::string, array> upd{{"weight", wv}};
+    if (b) upd.emplace("bias", slice(*b, {row}, {row + n}));
+    for (auto& [name, a] : upd) a.eval();
+    l->update(upd);
+    row += n;
+  }
+  if (bias) *bias = b;
+  array wt = transpose(w);
+  wt.eval();
+  return wt;
+}
+
+// Whether the fused weight (and bias) is still what every part holds: an update() replaces a
+// part's views with arrays of its own.
+bool still_fused(const std::optional<array>& fused_t, const std::optional<array>& bias,
+                 const std::vector<const nn::Linear*>& parts) {
+  if (!fused_t) return false;
+  for (const nn::Linear* l : parts) {
+    const array& w = l->weight();
+    if (!w.is_available() || w.buffer() != fused_t->buffer()) return false;
+    if (bias) {
+      const array& b = l->parameter("bias");
+      if (!b.is_available() || b.buffer() != bias->buffer()) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+void Attention::fuse_projections() {
+  if (q_proj_->has_bias() != k_proj_->has_bias() || q_proj_->has_bias() != v_proj_->has_bias()) return;
+  qkv_t_ = fuse_linears({q_proj_, k_proj_, v_proj_}, &qkv_bias_);
+}
+
 array Attention::operator()(const array& x, KVCache* cache, int layer) const {
   int64_t B = x.shape(0), L = x.shape(1);
   // (B, L, H * D) -> (B, H, L, D) as views; rope writes them contiguous.
   auto heads = [&](const array& y, int h) { return transpose(reshape(y, {B, L, h, head_dim_}), {0, 2, 1, 3}); };
-  array q = heads((*q_proj_)(x), n_heads_);
-  array k = heads((*k_proj_)(x), n_kv_heads_);
-  array v = heads((*v_proj_)(x), n_kv_heads_);
+  int64_t nq = int64_t{n_heads_} * head_dim_, nkv = int64_t{n_kv_heads_} * head_dim_;
+  std::optional<array> q_, k_, v_;
+  if (still_fused(qkv_t_, qkv_bias_, {q_proj_.get(), k_proj_.get(), v_proj_.get()})) {
+    array y = matmul(x, *qkv_t_);
+    if (qkv_bias_) y = add(y, *qkv_bias_);
+    q_ = slice(y, {0, 0, 0}, {B, L, nq});
+    k_ = slice(y, {0, 0, nq}, {B, L, nq + nkv});
+    v_ = slice(y, {0, 0, nq + nkv}, {B, L, nq + 2 * nkv});
+  } else {
+    q_ = (*q_proj_)(x);
+    k_ = (*k_proj_)(x);
+    v_ = (*v_proj_)(x);
+  }
+  array q = heads(*q_, n_heads_);
+  array k = heads(*k_, n_kv_heads_);
+  array v = heads(*v_, n_kv_heads_);
   int offset = cache ? static_cast<int>(cache->offset()) : 0;
   std::optional<float> base = rope_freqs_ ? std::nullopt : std::optional<float>(rope_theta_);
   q = fast::rope(q, head_dim_, false, base, 1.0f, offset, rope_freqs_);
@@ -276,7 +345,18 @@ MLP::MLP(int64_t hidden, int64_t intermediate, Dtype dtype) {
   down_proj_ = register_module("down_proj", std::make_shared<nn::Linear>(intermediate, hidden, false, dtype));
 }
 
+void MLP::fuse_projections() { gate_up_t_ = fuse_linears({gate_proj_, up_proj_}, nullptr); }
+
 array MLP::operator()(const array& x) const {
+  if (still_fused(gate_up_t_, std::nullopt, {gate_proj_.get(), up_proj_.get()})) {
+    array y = matmul(x, *gate_up_t_);
+    Shape lo(y.ndim(), 0), mid = y.shape(), hi = y.shape();
+    int64_t n = gate_proj_->out_features();
+    mid.back() = n;
+    Shape start_up = lo;
+    start_up.back() = n;
+    return (*down_proj_)(fast::silu_mul(slice(y, lo, mid), slice(y, start_up, hi)));
+  }
   return (*down_proj_)(fast::silu_mul((*gate_proj_)(x), (*up_proj_)(x)));
 }
 
@@ -287,6 +367,11 @@ DecoderLayer::DecoderLayer(const LlamaConfig& c, Dtype dtype) {
       register_module("input_layernorm", std::make_shared<nn::RMSNorm>(c.hidden_size, c.rms_norm_eps, dtype));
   post_attention_layernorm_ = register_module(
       "post_attention_layernorm", std::make_shared<nn::RMSNorm>(c.hidden_size, c.rms_norm_eps, dtype));
+}
+
+void DecoderLayer::fuse_projections() {
+  self_attn_->fuse_projections();
+  mlp_->fuse_projections();
 }
 
 array DecoderLayer::operator()(const array& x, KVCache* cache, int layer) const {
@@ -333,6 +418,12 @@ array LlamaForCausalLM::operator()(const array& ids, KVCache* cache, bool last_o
   h = model_->norm()(h);
   return lm_head_ ? (*lm_head_)(h) : model_->embed_tokens().as_linear(h);
 }
+
+void LlamaModel::fuse_projections() {
+  for (auto& l : layers_) l->fuse_projections();
+}
+
+void LlamaForCausalLM::fuse_projections() { model_->fuse_projections(); }
 
 KVCache LlamaForCausalLM::make_cache() const { return KVCache(config_.num_hidden_layers); }
 
@@ -429,6 +520,7 @@ std::unique_ptr<LlamaForCausalLM> load_llama(const std::string& path, std::optio
     model->load_weights(weights);
   }
   model->eval();
+  model->fuse_projections();
   return model;
 }
 

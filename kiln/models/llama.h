@@ -68,9 +68,13 @@ class Attention : public nn::Module {
   // x (B, L, hidden) -> (B, L, hidden); appends this step's keys and values to `cache`
   // (layer `layer`) and attends causally over everything cached.
   array operator()(const array& x, KVCache* cache, int layer) const;
+  // Stores q/k/v as row slices of one (q + 2 kv, hidden) matrix, so that one matrix product
+  // computes all three. The parameters keep their names and shapes (they become views).
+  void fuse_projections();
 
  private:
   int n_heads_, n_kv_heads_, head_dim_;
+  std::optional<array> qkv_t_, qkv_bias_;  // the fused weight, transposed, and bias
   float scale_;
   int64_t sliding_window_;
   float rope_theta_;
@@ -82,15 +86,18 @@ class MLP : public nn::Module {
  public:
   MLP(int64_t hidden, int64_t intermediate, Dtype dtype);
   array operator()(const array& x) const;  // down(silu(gate(x)) * up(x))
+  void fuse_projections();                 // gate and up as one matrix, as Attention's
 
  private:
   std::shared_ptr<nn::Linear> gate_proj_, up_proj_, down_proj_;
+  std::optional<array> gate_up_t_;
 };
 
 class DecoderLayer : public nn::Module {
  public:
   DecoderLayer(const LlamaConfig& c, Dtype dtype);
   array operator()(const array& x, KVCache* cache, int layer) const;
+  void fuse_projections();
 
  private:
   std::shared_ptr<Attention> self_attn_;
@@ -105,6 +112,7 @@ class LlamaModel : public nn::Module {
   array operator()(const array& ids, KVCache* cache) const;  // (B, L) -> (B, L, hidden), before the final norm
   const nn::Embedding& embed_tokens() const { return *embed_tokens_; }
   const nn::RMSNorm& norm() const { return *norm_; }
+  void fuse_projections();
 
  private:
   std::shared_ptr<nn::Embedding> embed_tokens_;
@@ -124,6 +132,11 @@ class LlamaForCausalLM : public nn::Module {
 
   // A cache sized for this model (grown as needed; reserve to avoid growing).
   KVCache make_cache() const;
+
+  // Fuses q/k/v and gate/up into single matrix products (fewer, larger kernels for decoding).
+  // Parameters keep their names and shapes; updating one later undoes the fusion for its layer.
+  // load_llama calls it.
+  void fuse_projections();
 
   const LlamaConfig& config() const { return config_; }
   Dtype dtype() const { return dtype_; }

@@ -51,7 +51,16 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Dtype dtype
 array Linear::operator()(const array& x, StreamOrDevice s) const {
   check_features("Linear", x, in_);
   // A transposed view of the weight: matmul reads it in place.
-  array y = matmul(x, transpose(weight(), s), s);
+  array wt = [&] {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    const array& w = weight();
+    if (!weight_t_ || !weight_of_->is_same(w)) {
+      weight_of_ = w;
+      weight_t_ = transpose(w, s);
+    }
+    return *weight_t_;
+  }();
+  array y = matmul(x, wt, s);
   return has_bias() ? add(y, parameter("bias"), s) : y;
 }
 

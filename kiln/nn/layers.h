@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <optional>
 
 #include "kiln/array.h"
@@ -25,6 +26,10 @@ class Linear : public Module {
 
  private:
   int64_t in_, out_;
+  // The transposed view of the weight, kept between calls (rebuilt when the weight changes), so
+  // that each call adds only the product to the graph.
+  mutable std::mutex cache_mutex_;
+  mutable std::optional<array> weight_t_, weight_of_;
 };
 
 // A lookup table: weight (num_embeddings, dim), initialised standard normal as PyTorch does.
