@@ -91,7 +91,7 @@ array rope(const array& x, int dims, bool traditional, std::optional<float> base
   if (base && !(*base > 0)) fail<ValueError>("[rope] base must be positive, got ", *base);
   if (!std::isfinite(scale)) fail<ValueError>("[rope] scale must be finite, got ", scale);
   Stream st = to_stream(s);
-  std::vector<array> inputs{contiguous(x, st)};
+  std::vector<array> inputs{x};  // read through its strides
   if (freqs) {
     check_float(*freqs, op, "freqs");
     if (freqs->ndim() != 1 || freqs->shape(0) != dims / 2) {

@@ -242,6 +242,14 @@ TEST(Fast, RoPE) {
                           ref_rope(test::to_doubles(xt), 6, 64, 64, traditional, base_inv_freq(64, 10000, 1), 5), t,
                           describe("rope transposed", d, t, {2, 4, 6, 64}));
       }
+      // Features strided too (the last axis is not contiguous), with dims < D passing some through.
+      auto [b, bv] = test::random_array({3, 24, 5}, t);
+      array xs = transpose(b, {0, 2, 1});  // (3, 5, 24), feature stride 5
+      for (bool traditional : {false, true}) {
+        KILN_EXPECT_CLOSE(test::to_doubles(fast::rope(xs, 16, traditional, 500.f, 0.5f, 3, {}, d)),
+                          ref_rope(test::to_doubles(xs), 5, 24, 16, traditional, base_inv_freq(16, 500, 0.5), 3), t,
+                          describe("rope strided features", d, t, {3, 5, 24}));
+      }
     }
   }
   test::note_gpu_skip();

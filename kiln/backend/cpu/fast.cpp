@@ -128,19 +128,31 @@ void rope_typed(const RoPE& p, const std::vector<array>& inputs, array& out) {
     }
   });
   const int64_t step = p.traditional ? 2 : 1, partner = p.traditional ? 1 : half;
+  // The input is read through its strides: row r is row-major over the axes before the last.
+  const array& in = inputs[0];
+  const int nd = in.ndim() - 1;
+  const int64_t sD = in.strides().back();
+  auto row_offset = [&](int64_t r) {
+    int64_t off = 0;
+    for (int d = nd - 1; d >= 0; --d) {
+      off += (r % in.shape(d)) * in.strides()[d];
+      r /= in.shape(d);
+    }
+    return off;
+  };
   parallel_for(rows, row_grain(D), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
-      const T* xr = x + r * D;
+      const T* xr = x + row_offset(r);
       T* yr = dst + r * D;
       const A* c = cs.data() + (r % L) * half;
       const A* s = sn.data() + (r % L) * half;
       for (int i = 0; i < half; ++i) {
         const int64_t j = i * step;
-        A x0 = static_cast<A>(xr[j]), x1 = static_cast<A>(xr[j + partner]);
+        A x0 = static_cast<A>(xr[j * sD]), x1 = static_cast<A>(xr[(j + partner) * sD]);
         yr[j] = convert<T>(x0 * c[i] - x1 * s[i]);
         yr[j + partner] = convert<T>(x0 * s[i] + x1 * c[i]);
       }
-      for (int64_t k = p.dims; k < D; ++k) yr[k] = xr[k];
+      for (int64_t k = p.dims; k < D; ++k) yr[k] = xr[k * sD];
     }
   });
 }

@@ -206,7 +206,21 @@ struct RopeArgs {
   bool traditional;
   float log2_base, scale;
   int offset;
+  // The input's layout: rows are row-major over shape[0 .. nd) (the axes before the last), read
+  // through strides; sD is the feature stride. The output is row-contiguous.
+  int nd;
+  int64_t shape[kMaxDims], strides[kMaxDims];
+  int64_t sD;
 };
+
+__device__ __forceinline__ int64_t rope_row_offset(const RopeArgs& a, int64_t r) {
+  int64_t off = 0;
+  for (int d = a.nd - 1; d >= 0; --d) {
+    off += (r % a.shape[d]) * a.strides[d];
+    r /= a.shape[d];
+  }
+  return off;
+}
 
 // A thread per rotated pair or passed-through feature: each row has dims / 2 pairs, then
 // D - dims features copied as they are. Angles in float32, as the CPU kernel computes them.
@@ -219,7 +233,7 @@ __global__ void __launch_bounds__(kBlock) rope_kernel(const T* __restrict__ x, c
   for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < n;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = idx / per_row, j = idx % per_row;
-    const T* xr = x + r * a.D;
+    const T* xr = x + rope_row_offset(a, r);
     T* yr = out + r * a.D;
     if (j < half) {
       const int i = static_cast<int>(j);
@@ -229,12 +243,12 @@ __global__ void __launch_bounds__(kBlock) rope_kernel(const T* __restrict__ x, c
       sincosf(theta, &sf, &cf);
       const A s = sf, c = cf;
       const int64_t i0 = a.traditional ? 2 * j : j, i1 = i0 + (a.traditional ? 1 : half);
-      const A x0 = static_cast<A>(xr[i0]), x1 = static_cast<A>(xr[i1]);
+      const A x0 = static_cast<A>(xr[i0 * a.sD]), x1 = static_cast<A>(xr[i1 * a.sD]);
       yr[i0] = convert<T>(x0 * c - x1 * s);
       yr[i1] = convert<T>(x0 * s + x1 * c);
     } else {
       const int64_t k = a.dims + (j - half);
-      yr[k] = xr[k];
+      yr[k] = xr[k * a.sD];
     }
   }
 }
@@ -254,6 +268,14 @@ void rope_typed(const RoPE& p, const std::vector<array>& inputs, array& out) {
   a.log2_base = p.has_freqs ? 0.f : std::log2(p.base);
   a.scale = p.scale;
   a.offset = p.offset;
+  const array& in = inputs[0];
+  a.nd = in.ndim() - 1;
+  if (a.nd > kMaxDims) fail<ValueError>("[rope] at most ", kMaxDims + 1, " dimensions, got ", in.ndim());
+  for (int d = 0; d < a.nd; ++d) {
+    a.shape[d] = in.shape(d);
+    a.strides[d] = in.strides()[d];
+  }
+  a.sD = in.strides().back();
   const int64_t n = a.rows * (p.dims / 2 + (a.D - p.dims));
   const unsigned grid = static_cast<unsigned>(std::min<int64_t>(blocks_for(n, kBlock), int64_t{num_sms(out)} * 32));
   rope_kernel<T><<<grid, kBlock, 0, stream_of(out)>>>(x, freqs, dst, a);
