@@ -30,15 +30,6 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
-// tokenizer_config.json gives special tokens as "text" or {"content": "text", ...}.
-std::string token_text(const json& j, const char* key) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return {};
-  if (it->is_string()) return it->get<std::string>();
-  if (it->is_object() && it->contains("content") && (*it)["content"].is_string()) return (*it)["content"];
-  return {};
-}
-
 bool is_gguf(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   char magic[4] = {};
