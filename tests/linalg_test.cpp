@@ -194,6 +194,35 @@ TEST(Linalg, MatmulTransposedOperands) {
   }
 }
 
+// Decoding's products: a few rows times a weight stored (N, K) and read transposed, as Linear
+// does; on CUDA these take kiln's matrix-vector kernels (M <= 8, K a multiple of the vector
+// width, 16-byte alignment) and cuBLAS otherwise, so both sides of each condition are covered.
+TEST(Linalg, MatmulDecodeShapes) {
+  for (Dtype dt : {float32, bfloat16, float16}) {
+    for (int64_t M : {1, 2, 3, 5, 8, 9}) {
+      for (int64_t K : {64, 200, 1032}) {
+        for (int64_t N : {1, 7, 300}) {
+          auto w = make({N, K}, dt);
+          Input wt = view_of(transpose(w.x));
+          auto a = make({1, M, K}, dt);
+          std::string what = "decode M=" + std::to_string(M) + " K=" + std::to_string(K) + " N=" + std::to_string(N);
+          check_matmul(a, wt, dt, what);
+        }
+      }
+    }
+    // Rows of a fused weight (a row-slice view) and a column slice of activations (a strided a).
+    auto fused = make({96, 128}, dt);
+    Input part = view_of(transpose(slice(fused.x, {32, 0}, {80, 128})));  // W rows 32..79
+    auto wide = make({2, 256}, dt);
+    Input cols = view_of(slice(wide.x, {0, 64}, {2, 192}));  // a with row stride 256
+    check_matmul(cols, part, dt, "decode slices");
+    // A misaligned start (offset of one element) falls back.
+    auto odd = make({1, 129}, dt);
+    Input shifted = view_of(slice(odd.x, {0, 1}, {1, 129}));
+    check_matmul(shifted, part, dt, "decode misaligned a");
+  }
+}
+
 // The front end adds no copies for transposes and broadcasts; the kernels read them in place.
 TEST(Linalg, MatmulGraphHasNoCopies) {
   auto a = make({4, 8, 3}, float32), b = make({5, 8}, float32);

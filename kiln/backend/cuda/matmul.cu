@@ -13,6 +13,7 @@
 
 #include "kiln/backend/common/matmul_plan.h"
 #include "kiln/backend/cuda/elementwise.cuh"
+#include "kiln/backend/cuda/gemv.cuh"
 #include "kiln/backend/kernels.h"
 #include "kiln/primitives_linalg.h"
 
@@ -469,6 +470,9 @@ void matmul_kernel(const Primitive&, const std::vector<array>& inputs, array& ou
     if (a.shape().back() == 0) {  // empty sums
       check(cudaMemsetAsync(c, 0, out.nbytes(), stream_of(out)), "matmul");
       return;
+    }
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, float16_t> || std::is_same_v<T, bfloat16_t>) {
+      if (try_gemv<T>(a, b, out, c)) return;  // decoding's few rows times a weight
     }
     if constexpr (is_inexact_v<T>) {
       gemm_gpu<T>(a, b, out, c, 1.0, 0.0);
