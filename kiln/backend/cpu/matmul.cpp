@@ -1,11 +1,13 @@
 // CPU kernels of matmul and addmm. float32, float64 and complex64 go to OpenBLAS; float16 and
 // bfloat16 are converted to float32 per product, multiplied by sgemm (float32 accumulation) and
-// converted back; integers and bool use a plain loop. Operands are read in place whenever BLAS can
+// converted back; integers and bool use a plain loop. Decoding's shape (a few rows times a
+// transposed row-major weight) has its own matrix-vector loop for float32 and the 16-bit floats. Operands are read in place whenever BLAS can
 // describe their layout (transposed ones included); an operand that has none is copied once.
 #include <cblas.h>
 
 #include <algorithm>
 #include <climits>
+#include <type_traits>
 #include <cstring>
 #include <vector>
 
@@ -117,6 +119,58 @@ void to_float(const T* src, const gemm::Operand& op, int64_t rows, int64_t cols,
   });
 }
 
+// Decoding's products: a few rows of a times a weight stored (N, K) row-major, read transposed
+// as b. For float16 / bfloat16, converting the weight to float32 for sgemm would read it once and
+// write it twice per call; this reads it once, converting as it goes (float32 sums in
+// kLanes independent partial sums, which the compiler vectorizes). Returns false when the
+// layout is not that one.
+template <class T>
+bool gemv_rows(const Plan& p, const T* pa, const T* pb, T* c) {
+  if (!p.batch.shape.empty() || p.M > 8 || p.N < 2 || p.a.ld == 0 || p.a.trans || p.a.cs != 1 || p.b.ld == 0 ||
+      !p.b.trans || p.b.rs != 1) {
+    return false;
+  }
+  const int64_t M = p.M, N = p.N, K = p.K;
+  std::vector<float> af(static_cast<size_t>(M * K));
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t k = 0; k < K; ++k) af[m * K + k] = static_cast<float>(pa[m * p.a.rs + k]);
+  }
+  // Rows of a as a compile-time count, so the partial sums stay in registers.
+  auto run = [&](auto rows) {
+    constexpr int MR = decltype(rows)::value;
+    constexpr int kLanes = 16;
+    parallel_for(N, std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(K, 1)), [&](int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; ++n) {
+        const T* w = pb + n * p.b.cs;
+        float acc[MR][kLanes] = {};
+        int64_t k = 0;
+        for (; k + kLanes <= K; k += kLanes) {
+          float wf[kLanes];
+          for (int e = 0; e < kLanes; ++e) wf[e] = static_cast<float>(w[k + e]);
+          for (int m = 0; m < MR; ++m) {
+            const float* ar = af.data() + m * K + k;
+            for (int e = 0; e < kLanes; ++e) acc[m][e] += wf[e] * ar[e];
+          }
+        }
+        for (int m = 0; m < MR && m < M; ++m) {
+          float sum = 0;
+          for (int e = 0; e < kLanes; ++e) sum += acc[m][e];
+          for (int64_t kk = k; kk < K; ++kk) sum += static_cast<float>(w[kk]) * af[m * K + kk];
+          c[m * N + n] = T(sum);
+        }
+      }
+    });
+  };
+  // Rows beyond M read zeros.
+  const int64_t MR = M == 1 ? 1 : M == 2 ? 2 : M <= 4 ? 4 : 8;
+  af.resize(static_cast<size_t>(MR * K), 0.0f);
+  if (MR == 1) run(std::integral_constant<int, 1>());
+  else if (MR == 2) run(std::integral_constant<int, 2>());
+  else if (MR == 4) run(std::integral_constant<int, 4>());
+  else run(std::integral_constant<int, 8>());
+  return true;
+}
+
 // float16 / bfloat16: each product is converted to float32, multiplied by sgemm and rounded
 // back once, so the sums accumulate in float32. A batch-shared operand is converted once.
 template <class T>
@@ -125,6 +179,7 @@ void gemm_half(const array& a, const array& b, const array& out, T* c, double al
   const int M = blas_int(p.M, op), N = blas_int(p.N, op), K = blas_int(p.K, op);
   const T* pa = a.host_data<T>();
   const T* pb = b.host_data<T>();
+  if (alpha == 1.0 && beta == 0.0 && gemv_rows(p, pa, pb, c)) return;
   over_batch(p, [&](int64_t begin, int64_t end) {
     std::vector<float> fa(static_cast<size_t>(p.M) * p.K), fb(static_cast<size_t>(p.K) * p.N),
         fc(static_cast<size_t>(p.M) * p.N);
@@ -198,6 +253,12 @@ void gemm_inexact(const array& a, const array& b, const array& out, T* c, double
   if constexpr (is_half<T>) {
     gemm_half<T>(a, b, out, c, alpha, beta, op);
   } else {
+    if constexpr (std::is_same_v<T, float>) {
+      if (alpha == 1.0 && beta == 0.0) {
+        Plan p = gemm::make_plan(out.shape(), a.shape().back(), a.strides(), b.strides());
+        if (gemv_rows(p, a.host_data<T>(), b.host_data<T>(), c)) return;
+      }
+    }
     gemm_blas<T>(a, b, out, c, alpha, beta, op);
   }
 }
