@@ -16,6 +16,7 @@ void register_cpu_sort();
 void register_cpu_random();
 void register_cpu_fast();
 void register_cpu_attention();
+void register_cpu_conv();
 }  // namespace cpu
 
 void register_cpu_kernels() {
@@ -30,6 +31,7 @@ void register_cpu_kernels() {
   cpu::register_cpu_random();
   cpu::register_cpu_fast();
   cpu::register_cpu_attention();
+  cpu::register_cpu_conv();
 }
 
 }  // namespace kiln

@@ -18,6 +18,7 @@ void register_gpu_sort();
 void register_gpu_random();
 void register_gpu_fast();
 void register_gpu_attention();
+void register_gpu_conv();
 }  // namespace cuda
 
 void register_gpu_kernels() {
@@ -34,6 +35,7 @@ void register_gpu_kernels() {
   cuda::register_gpu_random();
   cuda::register_gpu_fast();
   cuda::register_gpu_attention();
+  cuda::register_gpu_conv();
 }
 
 }  // namespace kiln

@@ -1,0 +1,45 @@
+// The index map of im2col (see Im2Col in kiln/primitives_conv.h), shared by both backends so they
+// gather the same elements. Host and device code.
+#pragma once
+
+#include <cstdint>
+
+#include "kiln/types.h"
+
+namespace kiln::conv {
+
+constexpr int kMaxSpatial = 3;
+
+struct Im2ColGeometry {
+  int d = 0;             // spatial dimensions
+  int64_t C = 0, G = 1, Cg = 0;
+  int64_t S[kMaxSpatial] = {}, O[kMaxSpatial] = {}, K[kMaxSpatial] = {};
+  int64_t stride[kMaxSpatial] = {}, pad[kMaxSpatial] = {}, dil[kMaxSpatial] = {}, idil[kMaxSpatial] = {};
+
+  // Offset in the row-contiguous input of the channel-0 element of output row r (the output
+  // without its innermost Cg axis), or -1 when the row reads padding or a hole of a dilated input.
+  KILN_HD int64_t source_row(int64_t r) const {
+    int64_t q[kMaxSpatial], o[kMaxSpatial];
+    for (int j = d - 1; j >= 0; --j) {
+      q[j] = r % K[j];
+      r /= K[j];
+    }
+    const int64_t g = r % G;
+    r /= G;
+    for (int j = d - 1; j >= 0; --j) {
+      o[j] = r % O[j];
+      r /= O[j];
+    }
+    int64_t off = r;  // the batch index
+    for (int j = 0; j < d; ++j) {
+      int64_t p = o[j] * stride[j] + q[j] * dil[j] - pad[j];
+      if (p < 0 || p % idil[j] != 0) return -1;
+      p /= idil[j];
+      if (p >= S[j]) return -1;
+      off = off * S[j] + p;
+    }
+    return off * C + g * Cg;
+  }
+};
+
+}  // namespace kiln::conv

@@ -1,0 +1,363 @@
+#include "kiln/ops_conv.h"
+
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <sstream>
+
+#include "kiln/ops.h"
+#include "kiln/primitives_conv.h"
+
+namespace kiln {
+
+void Im2Col::print(std::ostream& os) const {
+  os << "im2col(kernel=";
+  detail::put(os, kernel);
+  os << ", stride=";
+  detail::put(os, stride);
+  os << ", pad_lo=";
+  detail::put(os, pad_lo);
+  os << ", dilation=";
+  detail::put(os, dilation);
+  os << ", input_dilation=";
+  detail::put(os, input_dilation);
+  os << ", groups=" << groups << ")";
+}
+
+namespace {
+
+// An empty list becomes `d` copies of `fill`; otherwise it must have d entries.
+std::vector<int> per_axis(std::vector<int> v, int d, int fill, const char* op, const char* what) {
+  if (v.empty()) return std::vector<int>(d, fill);
+  if (static_cast<int>(v.size()) != d) {
+    fail<ValueError>("[", op, "] ", what, " needs ", d, " values (one per spatial axis), got ", v.size());
+  }
+  return v;
+}
+
+void check_positive(const std::vector<int>& v, const char* op, const char* what) {
+  for (int x : v)
+    if (x < 1) fail<ValueError>("[", op, "] ", what, " must be positive, got ", x);
+}
+
+// Output size of one spatial axis.
+int64_t out_size(int64_t S, int k, int stride, int lo, int hi, int dil, int idil) {
+  int64_t D = S == 0 ? 0 : (S - 1) * idil + 1;
+  int64_t span = static_cast<int64_t>(dil) * (k - 1) + 1;
+  int64_t room = D + lo + hi - span;
+  return room < 0 ? 0 : room / stride + 1;
+}
+
+struct Windows {
+  array cols;  // (N, O..., G, k..., Cg)
+  Shape out_spatial;
+};
+
+// im2col of a channels-last input (validated by the caller).
+Windows windows(const array& x, const std::vector<int>& kernel, const std::vector<int>& stride,
+                const std::vector<int>& lo, const std::vector<int>& hi, const std::vector<int>& dil,
+                const std::vector<int>& idil, int groups, const char* op, Stream st) {
+  const int d = static_cast<int>(kernel.size());
+  Shape shape{x.shape(0)};
+  Shape out_spatial;
+  for (int j = 0; j < d; ++j) {
+    int64_t o = out_size(x.shape(1 + j), kernel[j], stride[j], lo[j], hi[j], dil[j], idil[j]);
+    if (o <= 0) {
+      std::ostringstream os;
+      os << "[" << op << "] the kernel (" << kernel[j] << ", dilation " << dil[j] << ") is larger than spatial axis "
+         << j << " of the input (" << x.shape(1 + j) << " with padding " << lo[j] << " + " << hi[j] << ")";
+      throw ValueError(os.str());
+    }
+    out_spatial.push_back(o);
+  }
+  shape.insert(shape.end(), out_spatial.begin(), out_spatial.end());
+  shape.push_back(groups);
+  for (int k : kernel) shape.push_back(k);
+  shape.push_back(x.shape().back() / groups);
+  array cols(shape, x.dtype(), std::make_shared<Im2Col>(kernel, stride, lo, dil, idil, groups),
+             {contiguous(x, st)}, st);
+  return {cols, out_spatial};
+}
+
+}  // namespace
+
+array conv_general(const array& input, const array& weight_in, std::vector<int> stride, std::vector<int> padding_lo,
+                   std::vector<int> padding_hi, std::vector<int> kernel_dilation, std::vector<int> input_dilation,
+                   int groups, bool flip_kernel, StreamOrDevice s) {
+  const char* op = "conv";
+  const int d = input.ndim() - 2;
+  if (d < 1 || d > 3) {
+    fail<ValueError>("[conv] input must be (N, *spatial, C) with 1 to 3 spatial axes, got shape ", input.shape());
+  }
+  if (weight_in.ndim() != input.ndim()) {
+    fail<ValueError>("[conv] weight must be (C_out, *kernel, C_in / groups) with ", d, " kernel axes, got shape ",
+                     weight_in.shape(), " for input ", input.shape());
+  }
+  if (groups < 1) fail<ValueError>("[conv] groups must be positive, got ", groups);
+  const int64_t C = input.shape().back(), Cout = weight_in.shape(0);
+  if (C % groups != 0 || Cout % groups != 0) {
+    fail<ValueError>("[conv] groups (", groups, ") must divide the input channels (", C, ") and output channels (",
+                     Cout, ")");
+  }
+  if (weight_in.shape().back() != C / groups) {
+    fail<ValueError>("[conv] weight has ", weight_in.shape().back(), " input channels per group; the input has ", C,
+                     " channels in ", groups, " group(s), so ", C / groups, " are expected");
+  }
+  Dtype dtype = promote_types(input.dtype(), weight_in.dtype());
+  if (!is_floating(dtype)) dtype = float32;
+  stride = per_axis(stride, d, 1, op, "stride");
+  padding_lo = per_axis(padding_lo, d, 0, op, "padding_lo");
+  padding_hi = per_axis(padding_hi, d, 0, op, "padding_hi");
+  kernel_dilation = per_axis(kernel_dilation, d, 1, op, "kernel_dilation");
+  input_dilation = per_axis(input_dilation, d, 1, op, "input_dilation");
+  check_positive(stride, op, "stride");
+  check_positive(kernel_dilation, op, "kernel_dilation");
+  check_positive(input_dilation, op, "input_dilation");
+  std::vector<int> kernel(d);
+  for (int j = 0; j < d; ++j) {
+    kernel[j] = static_cast<int>(weight_in.shape(1 + j));
+    if (kernel[j] < 1) fail<ValueError>("[conv] kernel sizes must be positive, got weight shape ", weight_in.shape());
+  }
+  Stream st = to_stream(s);
+  array x = astype(input, dtype, st);
+  array w = astype(weight_in, dtype, st);
+  if (flip_kernel) {
+    std::vector<int> axes(d);
+    std::iota(axes.begin(), axes.end(), 1);
+    w = flip(w, axes, st);
+  }
+  const int64_t N = x.shape(0), G = groups, K = w.size() / Cout, Cout_g = Cout / G;
+  bool pointwise = G == 1;
+  for (int j = 0; j < d; ++j) {
+    pointwise &= kernel[j] == 1 && stride[j] == 1 && padding_lo[j] == 0 && padding_hi[j] == 0 &&
+                 input_dilation[j] == 1;
+  }
+  Shape out_spatial;
+  array cols = x;
+  if (pointwise) {
+    // A 1x1 convolution is a matrix product as it stands.
+    out_spatial.assign(x.shape().begin() + 1, x.shape().end() - 1);
+  } else {
+    auto win = windows(x, kernel, stride, padding_lo, padding_hi, kernel_dilation, input_dilation, groups, op, st);
+    cols = win.cols;
+    out_spatial = win.out_spatial;
+  }
+  int64_t P = 1;
+  for (auto o : out_spatial) P *= o;
+  Shape out_shape{N};
+  out_shape.insert(out_shape.end(), out_spatial.begin(), out_spatial.end());
+  out_shape.push_back(Cout);
+  if (G == 1) {
+    array y = matmul(reshape(cols, {N * P, K}, st), transpose(reshape(w, {Cout, K}, st), st), st);
+    return reshape(y, out_shape, st);
+  }
+  // Groups as a batch: (G, NP, K) @ (G, K, Cout_g), views of the columns and the weight.
+  array a = transpose(reshape(cols, {N * P, G, K}, st), {1, 0, 2}, st);
+  array b = transpose(reshape(w, {G, Cout_g, K}, st), {0, 2, 1}, st);
+  array y = matmul(a, b, st);  // (G, NP, Cout_g)
+  return reshape(transpose(y, {1, 0, 2}, st), out_shape, st);
+}
+
+array conv1d(const array& input, const array& weight, int stride, int padding, int dilation, int groups,
+             StreamOrDevice s) {
+  if (input.ndim() != 3) fail<ValueError>("[conv1d] input must be (N, L, C), got shape ", input.shape());
+  return conv_general(input, weight, {stride}, {padding}, {padding}, {dilation}, {}, groups, false, s);
+}
+
+array conv2d(const array& input, const array& weight, std::pair<int, int> stride, std::pair<int, int> padding,
+             std::pair<int, int> dilation, int groups, StreamOrDevice s) {
+  if (input.ndim() != 4) fail<ValueError>("[conv2d] input must be (N, H, W, C), got shape ", input.shape());
+  return conv_general(input, weight, {stride.first, stride.second}, {padding.first, padding.second},
+                      {padding.first, padding.second}, {dilation.first, dilation.second}, {}, groups, false, s);
+}
+
+array conv3d(const array& input, const array& weight, std::array<int, 3> stride, std::array<int, 3> padding,
+             std::array<int, 3> dilation, int groups, StreamOrDevice s) {
+  if (input.ndim() != 5) fail<ValueError>("[conv3d] input must be (N, D, H, W, C), got shape ", input.shape());
+  std::vector<int> p(padding.begin(), padding.end());
+  return conv_general(input, weight, {stride.begin(), stride.end()}, p, p, {dilation.begin(), dilation.end()}, {},
+                      groups, false, s);
+}
+
+namespace {
+
+// A transposed convolution as a convolution of the input dilated by the stride, padded by
+// dilation * (k - 1) - padding (plus output_padding after), with the kernel flipped.
+array conv_transpose(const array& input, const array& weight, std::vector<int> stride, std::vector<int> padding,
+                     std::vector<int> dilation, std::vector<int> output_padding, int groups, const char* op,
+                     StreamOrDevice s) {
+  const int d = static_cast<int>(stride.size());
+  if (input.ndim() != d + 2) fail<ValueError>("[", op, "] input must have ", d, " spatial axes, got shape ", input.shape());
+  if (weight.ndim() != d + 2) {
+    fail<ValueError>("[", op, "] weight must be (C_out, *kernel, C_in / groups), got shape ", weight.shape());
+  }
+  check_positive(stride, op, "stride");
+  check_positive(dilation, op, "dilation");
+  std::vector<int> lo(d), hi(d);
+  for (int j = 0; j < d; ++j) {
+    if (padding[j] < 0) fail<ValueError>("[", op, "] padding must be non-negative, got ", padding[j]);
+    if (output_padding[j] < 0 || output_padding[j] >= std::max(stride[j], dilation[j])) {
+      fail<ValueError>("[", op, "] output_padding must be smaller than the stride or the dilation, got ",
+                       output_padding[j]);
+    }
+    int k = static_cast<int>(weight.shape(1 + j));
+    lo[j] = dilation[j] * (k - 1) - padding[j];
+    hi[j] = lo[j] + output_padding[j];
+  }
+  return conv_general(input, weight, std::vector<int>(d, 1), lo, hi, dilation, stride, groups, true, s);
+}
+
+}  // namespace
+
+array conv_transpose1d(const array& input, const array& weight, int stride, int padding, int dilation,
+                       int output_padding, int groups, StreamOrDevice s) {
+  return conv_transpose(input, weight, {stride}, {padding}, {dilation}, {output_padding}, groups, "conv_transpose1d",
+                        s);
+}
+
+array conv_transpose2d(const array& input, const array& weight, std::pair<int, int> stride,
+                       std::pair<int, int> padding, std::pair<int, int> dilation,
+                       std::pair<int, int> output_padding, int groups, StreamOrDevice s) {
+  return conv_transpose(input, weight, {stride.first, stride.second}, {padding.first, padding.second},
+                        {dilation.first, dilation.second}, {output_padding.first, output_padding.second}, groups,
+                        "conv_transpose2d", s);
+}
+
+// ---- pooling ----
+
+namespace {
+
+struct PoolArgs {
+  std::vector<int> kernel, stride, padding, dilation;
+  int d;
+};
+
+PoolArgs pool_args(const array& x, std::vector<int> kernel, std::vector<int> stride, std::vector<int> padding,
+                   std::vector<int> dilation, const char* op) {
+  PoolArgs a;
+  a.d = x.ndim() - 2;
+  if (a.d < 1 || a.d > 3) {
+    fail<ValueError>("[", op, "] input must be (N, *spatial, C) with 1 to 3 spatial axes, got shape ", x.shape());
+  }
+  if (static_cast<int>(kernel.size()) != a.d) {
+    fail<ValueError>("[", op, "] kernel needs ", a.d, " sizes (one per spatial axis), got ", kernel.size());
+  }
+  check_positive(kernel, op, "kernel size");
+  a.kernel = kernel;
+  a.stride = stride.empty() ? kernel : per_axis(stride, a.d, 1, op, "stride");
+  a.padding = per_axis(padding, a.d, 0, op, "padding");
+  a.dilation = per_axis(dilation, a.d, 1, op, "dilation");
+  check_positive(a.stride, op, "stride");
+  check_positive(a.dilation, op, "dilation");
+  for (int j = 0; j < a.d; ++j) {
+    if (a.padding[j] < 0 || 2 * a.padding[j] > a.kernel[j]) {
+      fail<ValueError>("[", op, "] padding must be at most half the kernel size, got ", a.padding[j], " for kernel ",
+                       a.kernel[j]);
+    }
+  }
+  return a;
+}
+
+// The windows of every channel, (N, O..., C, k..., 1), and the kernel axes to reduce.
+std::pair<Windows, std::vector<int>> pool_windows(const array& x, const PoolArgs& a, const char* op, Stream st) {
+  const int64_t C = x.shape().back();
+  auto win = windows(x, a.kernel, a.stride, a.padding, a.padding, a.dilation, std::vector<int>(a.d, 1),
+                     static_cast<int>(C), op, st);
+  std::vector<int> axes;
+  for (int j = 0; j < a.d; ++j) axes.push_back(a.d + 2 + j);
+  axes.push_back(2 * a.d + 2);  // the trailing channel-per-group axis of size 1
+  return {win, axes};
+}
+
+}  // namespace
+
+array max_pool(const array& input, std::vector<int> kernel, std::vector<int> stride, std::vector<int> padding,
+               std::vector<int> dilation, StreamOrDevice s) {
+  const char* op = "max_pool";
+  PoolArgs a = pool_args(input, kernel, stride, padding, dilation, op);
+  Stream st = to_stream(s);
+  // Pad with the lowest value first, so that padding never wins the max.
+  array x = input;
+  bool padded = false;
+  for (int p : a.padding) padded |= p > 0;
+  if (padded) {
+    std::vector<std::pair<int64_t, int64_t>> widths{{0, 0}};
+    for (int p : a.padding) widths.emplace_back(p, p);
+    widths.emplace_back(0, 0);
+    // Every window holds at least one real input (padding <= kernel / 2), so for integers the
+    // input's own minimum serves.
+    array fill = is_inexact(x.dtype()) ? array(-std::numeric_limits<double>::infinity()) : min(x, false, st);
+    x = pad(x, widths, PadMode::constant, fill, st);
+    a.padding.assign(a.d, 0);
+  }
+  auto [win, axes] = pool_windows(x, a, op, st);
+  return max(win.cols, axes, false, st);
+}
+
+array avg_pool(const array& input, std::vector<int> kernel, std::vector<int> stride, std::vector<int> padding,
+               bool count_include_pad, StreamOrDevice s) {
+  const char* op = "avg_pool";
+  PoolArgs a = pool_args(input, kernel, stride, padding, {}, op);
+  Stream st = to_stream(s);
+  Dtype dtype = is_floating(input.dtype()) ? input.dtype() : float32;
+  array x = astype(input, dtype, st);
+  auto [win, axes] = pool_windows(x, a, op, st);
+  // Sums in float32 at least, then divided by the window's size (or its count of real inputs).
+  Dtype acc = dtype == float64 ? float64 : float32;
+  array total = sum(astype(win.cols, acc, st), axes, false, st);
+  int64_t size = 1;
+  for (int k : a.kernel) size *= k;
+  bool padded = false;
+  for (int p : a.padding) padded |= p > 0;
+  array mean = [&] {
+    if (count_include_pad || !padded) return divide(total, array(static_cast<double>(size), acc), st);
+    // How many real inputs each window covers: the same windows over ones.
+    Shape ones_shape{1};
+    for (int j = 0; j < a.d; ++j) ones_shape.push_back(x.shape(1 + j));
+    ones_shape.push_back(1);
+    auto [cw, caxes] = pool_windows(ones(ones_shape, acc, st), a, op, st);
+    return divide(total, sum(cw.cols, caxes, false, st), st);
+  }();
+  return astype(mean, dtype, st);
+}
+
+array adaptive_avg_pool(const array& input, std::vector<int64_t> output, StreamOrDevice s) {
+  const int d = input.ndim() - 2;
+  if (d < 1 || d > 3) {
+    fail<ValueError>("[adaptive_avg_pool] input must be (N, *spatial, C) with 1 to 3 spatial axes, got shape ",
+                     input.shape());
+  }
+  if (static_cast<int>(output.size()) != d) {
+    fail<ValueError>("[adaptive_avg_pool] output needs ", d, " sizes, got ", output.size());
+  }
+  Stream st = to_stream(s);
+  Dtype dtype = is_floating(input.dtype()) ? input.dtype() : float32;
+  Dtype acc = dtype == float64 ? float64 : float32;
+  array x = astype(input, acc, st);
+  // One spatial axis at a time: each output index averages its own [start, end) range.
+  for (int j = 0; j < d; ++j) {
+    const int axis = 1 + j;
+    const int64_t S = x.shape(axis), O = output[j];
+    if (O < 1) fail<ValueError>("[adaptive_avg_pool] output sizes must be positive, got ", O);
+    if (S % O == 0) {
+      int64_t k = S / O;
+      Shape split = x.shape();
+      split[axis] = O;
+      split.insert(split.begin() + axis + 1, k);
+      x = mean(reshape(x, split, st), axis + 1, false, st);
+      continue;
+    }
+    std::vector<array> parts;
+    for (int64_t i = 0; i < O; ++i) {
+      int64_t begin = (i * S) / O, end = ((i + 1) * S + O - 1) / O;
+      Shape lo(x.ndim(), 0), hi = x.shape();
+      lo[axis] = begin;
+      hi[axis] = end;
+      parts.push_back(mean(slice(x, lo, hi, {}, st), axis, true, st));
+    }
+    x = concatenate(parts, axis, st);
+  }
+  return astype(x, dtype, st);
+}
+
+}  // namespace kiln
