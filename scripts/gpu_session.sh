@@ -14,12 +14,15 @@ if ! cmake --version | head -1 | awk '{split($3,v,"."); exit !(v[1]>3 || (v[1]==
   python3 -m pip install -q --no-index --no-deps --target /tmp/cmake-site .whl/cmake-*.whl && export PATH=/tmp/cmake-site/bin:$PATH PYTHONPATH=/tmp/cmake-site:${PYTHONPATH:-}
 fi
 cmake --version | head -1
-# PCRE2 and nlohmann-json from carried Debian packages (.deps/, unpacked with dpkg-deb -x) where
-# the machine lacks them; PCRE2 then links statically.
-if ! pkg-config --exists libpcre2-8 2>/dev/null && [ -d .deps ]; then
+# PCRE2, nlohmann-json, libjpeg-turbo and libpng from carried Debian packages (.deps/, unpacked
+# with dpkg-deb -x, shared-library links removed so that they link statically) where the machine
+# lacks them.
+if ! pkg-config --exists libpcre2-8 libjpeg libpng 2>/dev/null && [ -d .deps ]; then
   d=$PWD/.deps/usr
-  sed -i "s|^prefix=.*|prefix=$d|" "$d/lib/x86_64-linux-gnu/pkgconfig/libpcre2-8.pc"
-  export PKG_CONFIG_PATH=$d/lib/x86_64-linux-gnu/pkgconfig CMAKE_PREFIX_PATH=$d
+  for pc in "$d"/lib/x86_64-linux-gnu/pkgconfig/*.pc "$d"/share/pkgconfig/*.pc; do
+    sed -i "s|^prefix=.*|prefix=$d|" "$pc"
+  done
+  export PKG_CONFIG_PATH=$d/lib/x86_64-linux-gnu/pkgconfig:$d/share/pkgconfig CMAKE_PREFIX_PATH=$d
 fi
 export PATH=/usr/local/cuda/bin:$PATH
 t0=$(date +%s)

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in g++ ninja-build libgtest-dev libbenchmark-dev libopenblas-dev ccache pkg-config nlohmann-json3-dev libpcre2-dev vim-runtime; do
+for pkg in g++ ninja-build libgtest-dev libbenchmark-dev libopenblas-dev ccache pkg-config nlohmann-json3-dev libpcre2-dev vim-runtime libjpeg62-turbo-dev libpng-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

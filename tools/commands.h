@@ -11,5 +11,6 @@ int demo(const std::vector<std::string>& args);
 int generate(const std::vector<std::string>& args);
 int chat(const std::vector<std::string>& args);
 int tokenize(const std::vector<std::string>& args);
+int classify(const std::vector<std::string>& args);
 
 }  // namespace kiln::tools

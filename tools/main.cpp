@@ -18,6 +18,7 @@ void usage() {
                "  generate       generate text from a prompt with a Llama-family model\n"
                "  chat           an interactive chat with a Llama-family model\n"
                "  tokenize       text to token ids (or --decode ids to text) with a model's tokenizer\n"
+               "  classify       ImageNet labels for photos with a pretrained network (EfficientNet-Lite0)\n"
                "Each command takes --help.\n";
 }
 
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
     if (command == "generate") return kiln::tools::generate(args);
     if (command == "chat") return kiln::tools::chat(args);
     if (command == "tokenize") return kiln::tools::tokenize(args);
+    if (command == "classify") return kiln::tools::classify(args);
     std::cerr << "kiln: unknown command '" << command << "'\n";
     usage();
     return 2;
