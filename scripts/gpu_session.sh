@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine: build, run the tests on the GPU, run the benchmarks.
 #   scripts/gpu_session.sh [tests|bench|all] [extra gtest filter]
+# KILN_TARGETS (e.g. "kiln_tests") limits what is built.
 # Logs go to $OUT (when set) so they come back even if the call is cut short.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,7 @@ export PATH=/usr/local/cuda/bin:$PATH
 t0=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >"$out/configure.log" 2>&1 \
   || { tail -30 "$out/configure.log"; exit 1; }
-ninja -C build-gpu -j"$(nproc)" >"$out/build.log" 2>&1 || { grep -E "error|Error" -A5 "$out/build.log" | head -80; exit 1; }
+ninja -C build-gpu -j"$(nproc)" ${KILN_TARGETS:-} >"$out/build.log" 2>&1 || { grep -E "error|Error" -A5 "$out/build.log" | head -80; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 ./build-gpu/kiln info
 if [ "$what" = tests ] || [ "$what" = all ]; then
