@@ -78,7 +78,16 @@ array Embedding::operator()(const array& ids, StreamOrDevice s) const {
 
 array Embedding::as_linear(const array& x, StreamOrDevice s) const {
   check_features("Embedding.as_linear", x, dim_);
-  return matmul(x, transpose(weight(), s), s);
+  array wt = [&] {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    const array& w = weight();
+    if (!weight_t_ || !weight_of_->is_same(w)) {
+      weight_of_ = w;
+      weight_t_ = transpose(w, s);
+    }
+    return *weight_t_;
+  }();
+  return matmul(x, wt, s);
 }
 
 RMSNorm::RMSNorm(int64_t dim, float eps, Dtype dtype) : dim_(dim), eps_(eps) {

@@ -48,6 +48,9 @@ class Embedding : public Module {
 
  private:
   int64_t num_, dim_;
+  // as_linear's transposed view of the weight, kept between calls as Linear keeps its own.
+  mutable std::mutex cache_mutex_;
+  mutable std::optional<array> weight_t_, weight_of_;
 };
 
 // x / sqrt(mean(x^2, -1) + eps) * weight, weight (dim,) initialised to ones.
