@@ -4,7 +4,10 @@
     x = kn.random.normal((8, 64))
     y = kn.tanh(x @ x.T)      # a graph; nothing has run yet
     kn.eval(y)                # runs on kn.default_device()
+
+kn.models (language models, ImageNet classifiers), kn.vision (images) and kn.generate (streamed text).
 """
+import importlib as _importlib
 import sys as _sys
 
 from . import _core
@@ -14,6 +17,12 @@ from ._core import __version__, fast, random
 # `import kiln.random` and `from kiln.fast import rms_norm` find the extension's submodules.
 _sys.modules[__name__ + ".random"] = random
 _sys.modules[__name__ + ".fast"] = fast
+# The Python modules of the same names replace the extension's submodules they wrap (`from . import`
+# would find the extension's, which the star import brought in).
+models = _importlib.import_module(__name__ + ".models")
+text = _importlib.import_module(__name__ + ".text")
+vision = _importlib.import_module(__name__ + ".vision")
+generate = text.generate
 
 
 def _reshape(self, *shape, stream=None):

@@ -95,5 +95,7 @@ void init_ops_sort(nb::module_& m);
 void init_random(nb::module_& m);
 void init_fast(nb::module_& m);
 void init_io(nb::module_& m);
+void init_text(nb::module_& m);
+void init_vision(nb::module_& m);
 
 }  // namespace kiln_py

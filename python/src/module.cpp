@@ -37,5 +37,7 @@ NB_MODULE(_core, m) {
   kiln_py::init_random(m);
   kiln_py::init_fast(m);
   kiln_py::init_io(m);
+  kiln_py::init_text(m);
+  kiln_py::init_vision(m);
   m.attr("__version__") = kiln::kVersion;
 }
