@@ -180,9 +180,9 @@ void setitem(array& a, nb::handle key, nb::handle value) {
 }  // namespace
 
 void init_indexing(nb::class_<array>& cls) {
-  cls.def("__getitem__", &getitem, "key"_a,
+  cls.def("__getitem__", &getitem, "key"_a.none(),
           "Indexing with integers, slices, ..., None and one integer array (views where possible).");
-  cls.def("__setitem__", &setitem, "key"_a, "value"_a,
+  cls.def("__setitem__", &setitem, "key"_a.none(), "value"_a,
           "Assigns to a[key] (integers, slices, ..., None): the array becomes an updated copy.");
 }
 

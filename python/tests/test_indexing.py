@@ -122,3 +122,15 @@ def test_assignment_errors():
         a[0] = kn.zeros((5,))
     with pytest.raises(IndexError, match="not supported yet"):
         a[[0, 1]] = 1
+
+
+def test_bare_none_and_ellipsis_keys(rng):
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    a = kn.array(x)
+    np.testing.assert_array_equal(np.asarray(a[None]), x[None])
+    np.testing.assert_array_equal(np.asarray(a[...]), x[...])
+    b = kn.array(x)
+    b[None] = 2.0
+    y = x.copy()
+    y[None] = 2.0
+    np.testing.assert_array_equal(np.asarray(b), y)
