@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "kiln/kiln.h"
+#include "kiln/nn/conv_layers.h"
 #include "test_utils.h"
 
 namespace kiln {
@@ -249,6 +250,31 @@ TEST(Conv, Errors) {
   KILN_EXPECT_THROW_MSG(adaptive_avg_pool(x, {0, 2}), ValueError, "positive");
   KILN_EXPECT_THROW_MSG(conv_transpose2d(x, zeros({2, 3, 3, 4}), {2, 2}, {0, 0}, {1, 1}, {2, 0}), ValueError,
                         "output_padding");
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// The nn pooling layers are the ops with their arguments kept; activations by definition.
+TEST(Conv, PoolingLayersAndActivations) {
+  auto [x, xv] = test::random_array({2, 7, 6, 3}, float32, -8, 8);
+  auto same = [](const array& a, const array& b) { return test::to_doubles(a) == test::to_doubles(b); };
+  EXPECT_TRUE(same(nn::MaxPool2d({3, 3}, std::pair{2, 2}, {1, 1})(x), max_pool(x, {3, 3}, {2, 2}, {1, 1})));
+  EXPECT_TRUE(same(nn::MaxPool2d({2, 2})(x), max_pool(x, {2, 2}, {2, 2})));
+  EXPECT_TRUE(same(nn::AvgPool2d({3, 2}, std::nullopt, {1, 0}, false)(x), avg_pool(x, {3, 2}, {3, 2}, {1, 0}, false)));
+  EXPECT_TRUE(same(nn::AdaptiveAvgPool2d({1, 1})(x), adaptive_avg_pool(x, {1, 1})));
+  auto r6 = test::to_doubles(nn::relu6(x)), hs = test::to_doubles(nn::hardsigmoid(x)),
+       hw = test::to_doubles(nn::hardswish(x)), sp = test::to_doubles(nn::softplus(x, 2.0f, 5.0f));
+  for (size_t i = 0; i < xv.size(); ++i) {
+    double v = xv[i], h = std::min(std::max(v + 3, 0.0), 6.0) / 6;
+    EXPECT_NEAR(r6[i], std::min(std::max(v, 0.0), 6.0), 1e-6);
+    EXPECT_NEAR(hs[i], h, 1e-6);
+    EXPECT_NEAR(hw[i], v * h, 1e-5);
+    EXPECT_NEAR(sp[i], 2 * v > 5 ? v : std::log1p(std::exp(2 * v)) / 2, 1e-5);
+  }
 }
 
 }  // namespace

@@ -66,6 +66,30 @@ array BatchNorm::operator()(const array& x) const {
   return add(multiply(x, astype(scale, x.dtype())), astype(shift, x.dtype()));
 }
 
+MaxPool2d::MaxPool2d(std::pair<int, int> kernel, std::optional<std::pair<int, int>> stride, std::pair<int, int> padding,
+                     std::pair<int, int> dilation)
+    : kernel_{kernel.first, kernel.second},
+      stride_{stride.value_or(kernel).first, stride.value_or(kernel).second},
+      padding_{padding.first, padding.second},
+      dilation_{dilation.first, dilation.second} {}
+
+array MaxPool2d::operator()(const array& x) const { return max_pool(x, kernel_, stride_, padding_, dilation_); }
+
+AvgPool2d::AvgPool2d(std::pair<int, int> kernel, std::optional<std::pair<int, int>> stride, std::pair<int, int> padding,
+                     bool count_include_pad)
+    : kernel_{kernel.first, kernel.second},
+      stride_{stride.value_or(kernel).first, stride.value_or(kernel).second},
+      padding_{padding.first, padding.second},
+      count_include_pad_(count_include_pad) {}
+
+array AvgPool2d::operator()(const array& x) const {
+  return avg_pool(x, kernel_, stride_, padding_, count_include_pad_);
+}
+
+array AdaptiveAvgPool2d::operator()(const array& x) const {
+  return adaptive_avg_pool(x, {output_.first, output_.second});
+}
+
 array relu6(const array& x, StreamOrDevice s) {
   return minimum(maximum(x, scalar_like(0.0, x), s), scalar_like(6.0, x), s);
 }

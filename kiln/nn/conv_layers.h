@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <vector>
 #include <string>
 #include <utility>
 
@@ -44,6 +46,37 @@ class BatchNorm : public Module {
  private:
   int64_t n_;
   float eps_;
+};
+
+// Pooling layers over (N, H, W, C), PyTorch's semantics (kiln/ops_conv.h); no parameters.
+class MaxPool2d : public Module {
+ public:
+  explicit MaxPool2d(std::pair<int, int> kernel, std::optional<std::pair<int, int>> stride = {},
+                     std::pair<int, int> padding = {0, 0}, std::pair<int, int> dilation = {1, 1});
+  array operator()(const array& x) const;
+
+ private:
+  std::vector<int> kernel_, stride_, padding_, dilation_;
+};
+
+class AvgPool2d : public Module {
+ public:
+  explicit AvgPool2d(std::pair<int, int> kernel, std::optional<std::pair<int, int>> stride = {},
+                     std::pair<int, int> padding = {0, 0}, bool count_include_pad = true);
+  array operator()(const array& x) const;
+
+ private:
+  std::vector<int> kernel_, stride_, padding_;
+  bool count_include_pad_;
+};
+
+class AdaptiveAvgPool2d : public Module {
+ public:
+  explicit AdaptiveAvgPool2d(std::pair<int64_t, int64_t> output) : output_(output) {}
+  array operator()(const array& x) const;
+
+ private:
+  std::pair<int64_t, int64_t> output_;
 };
 
 // Activations of vision models (PyTorch's definitions).
