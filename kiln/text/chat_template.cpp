@@ -309,7 +309,8 @@ std::string upper(std::string_view s) {
 // Characters that casing looks through (Unicode Case_Ignorable, the common ones).
 bool case_ignorable(uint32_t c) {
   return c == '\'' || c == '.' || c == ':' || c == '^' || c == '`' || c == 0xA8 || c == 0xAD || c == 0xAF ||
-         c == 0xB4 || c == 0xB7 || c == 0xB8 || c == 0x2019 || (c >= 0x300 && c <= 0x36F);
+         c == 0xB4 || c == 0xB7 || c == 0xB8 || c == 0x2019 || (c >= 0x300 && c <= 0x36F) || c == 0x374 ||
+         c == 0x375 || c == 0x37A || c == 0x384 || c == 0x385 || c == 0x387 || (c >= 0x483 && c <= 0x489);
 }
 
 // Lower-cases units[k]. A capital sigma with a cased letter before it (within units[from..k))
@@ -2022,7 +2023,15 @@ int64_t floor_mod(int64_t a, int64_t b) {
   return r;
 }
 
+// Templates are untrusted input: results of repetition are capped so that one expression
+// cannot exhaust memory.
+constexpr size_t kMaxRepeatBytes = size_t{1} << 24;
+
 Value repeat(const Value& seq, int64_t n) {
+  const size_t unit = seq.is_string() ? seq.s.size() : seq.list->size() * sizeof(Value);
+  if (n > 0 && unit > 0 && static_cast<uint64_t>(n) > kMaxRepeatBytes / unit) {
+    fail<ValueError>(kTag, "repetition too large (the sandbox allows at most 16 MiB)");
+  }
   if (seq.is_string()) {
     std::string out;
     for (int64_t k = 0; k < n; ++k) out += seq.s;
@@ -2954,8 +2963,20 @@ Value Interp::filter(const std::string& name, const Value& v, Args& a, int line)
     };
     if (name == "unique") {
       List out, seen;
+      // jinja2 keeps the seen keys in a set: lists and dicts (and tuples holding them) are
+      // unhashable there.
+      std::function<bool(const Value&)> hashable = [&](const Value& x) {
+        if (x.is_dict() || x.is(Kind::generator) || x.is(Kind::object)) return false;
+        if (x.is_list()) {
+          if (!x.tuple) return false;
+          for (const auto& e : *x.list)
+            if (!hashable(e)) return false;
+        }
+        return true;
+      };
       for (const auto& item : items) {
         Value k = key(item);
+        if (!hashable(k)) error_at(line, "unique: unhashable type: '", type_name(k), "'");
         if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, k); })) {
           seen.push_back(k);
           out.push_back(item);

@@ -13,6 +13,10 @@
 // are rejected when the template is parsed, naming the construct; `%` string formatting and
 // str.format fail, by name, when reached.
 //
+// escape (e) returns a plain string, not jinja2's Markup: escaping twice escapes twice, and
+// Markup's own arithmetic (Markup + str escapes the str) is not reproduced. Chat templates do not
+// escape; the fixed tests cover single escapes.
+//
 // Values follow Python: undefined names render as "" and are false, while an attribute or
 // item of an undefined value is an error (jinja2's default Undefined); str() of lists, dicts,
 // floats and None prints as Python does; select, map and friends yield once, like jinja2's
