@@ -18,6 +18,7 @@
 #include "kiln/vision/transforms.h"
 #include "tools/args.h"
 #include "tools/commands.h"
+#include "tools/llm_common.h"
 
 namespace kiln::tools {
 
@@ -97,16 +98,7 @@ int classify(const std::vector<std::string>& argv) {
   auto labels_path = args.value("--labels");
   int top = static_cast<int>(args.number("--top", 5));
   int batch = static_cast<int>(args.number("--batch", 32));
-  if (auto d = args.value("--device")) {
-    if (*d != "cpu" && *d != "gpu") fail<ValueError>("--device must be cpu or gpu, got '", *d, "'");
-    set_default_device(Device(*d == "cpu" ? Device::cpu : Device::gpu));
-  }
-  Dtype dtype = float32;
-  if (auto t = args.value("--dtype")) {
-    if (*t == "bfloat16") dtype = bfloat16;
-    else if (*t == "float16") dtype = float16;
-    else if (*t != "float32") fail<ValueError>("--dtype must be float32, bfloat16 or float16, got '", *t, "'");
-  }
+  Dtype dtype = device_and_dtype(args).value_or(float32);
   args.finish();
   if (photos.empty()) fail<ValueError>("no photos given (see --help)");
   if (top < 1 || batch < 1) fail<ValueError>("--top and --batch must be positive");

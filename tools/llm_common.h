@@ -1,5 +1,5 @@
-// What `kiln generate`, `kiln chat` and `kiln tokenize` share: finding and loading the model,
-// the sampling options, and the statistics line.
+// What the model commands share (generate, chat, tokenize; classify uses the device options):
+// finding and loading the model, the sampling options, and the statistics line.
 #pragma once
 
 #include <string>

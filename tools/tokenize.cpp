@@ -16,10 +16,7 @@ namespace kiln::tools {
 namespace {
 
 text::Tokenizer load_tokenizer(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char magic[4] = {};
-  in.read(magic, 4);
-  if (in.gcount() == 4 && std::string(magic, 4) == "GGUF") return text::Tokenizer::from_gguf(io::GGUFFile::open(path));
+  if (io::is_gguf_file(path)) return text::Tokenizer::from_gguf(io::GGUFFile::open(path));
   std::filesystem::path p(path);
   if (std::filesystem::is_directory(p)) p /= "tokenizer.json";
   return text::Tokenizer::from_tokenizer_json(p.string());

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <filesystem>
 #include <functional>
 #include <limits>
 
@@ -485,6 +487,15 @@ std::map<std::string, array> GGUFFile::load_all(std::optional<Dtype> target) con
   std::map<std::string, array> out;
   for (const auto& t : tensors_) out.emplace(t.name, load_tensor(t.name, target));
   return out;
+}
+
+bool is_gguf_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  return in.gcount() == 4 && std::string(magic, 4) == "GGUF";
 }
 
 }  // namespace kiln::io

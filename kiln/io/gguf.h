@@ -20,6 +20,9 @@
 
 namespace kiln::io {
 
+// Whether `path` is a regular file that starts with GGUF's magic bytes.
+bool is_gguf_file(const std::string& path);
+
 // Metadata value types, numbered as in the file.
 enum class GGUFType : uint32_t {
   uint8 = 0,

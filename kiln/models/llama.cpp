@@ -483,23 +483,12 @@ std::map<std::string, array> gguf_to_hf_weights(const io::GGUFFile& g, const Lla
   return out;
 }
 
-namespace {
-
-bool is_gguf_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char magic[4] = {};
-  in.read(magic, 4);
-  return in.gcount() == 4 && std::string(magic, 4) == "GGUF";
-}
-
-}  // namespace
-
 std::unique_ptr<LlamaForCausalLM> load_llama(const std::string& path, std::optional<Dtype> dtype) {
   if (!fs::exists(path)) fail<io::FileError>("[llama] no such file or directory: '", path, "'");
   Dtype dt = dtype.value_or(default_device().type == Device::gpu ? bfloat16 : float32);
   if (!is_floating(dt)) fail<TypeError>("[llama] weights must be floating, not ", dt);
   std::unique_ptr<LlamaForCausalLM> model;
-  if (fs::is_regular_file(path) && is_gguf_file(path)) {
+  if (io::is_gguf_file(path)) {
     io::GGUFFile g = io::GGUFFile::open(path);
     LlamaConfig c = LlamaConfig::from_gguf(g);
     model = std::make_unique<LlamaForCausalLM>(c, dt);

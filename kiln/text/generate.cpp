@@ -30,13 +30,6 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
-bool is_gguf(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char magic[4] = {};
-  in.read(magic, 4);
-  return in.gcount() == 4 && std::string(magic, 4) == "GGUF";
-}
-
 void add_stop_id(std::vector<int32_t>& ids, int64_t id) {
   if (id < 0) return;
   for (int32_t x : ids)
@@ -50,7 +43,7 @@ LanguageModel load_language_model(const std::string& path, std::optional<Dtype> 
   auto t0 = Clock::now();
   LanguageModel lm;
   if (!fs::exists(path)) fail<io::FileError>("[generate] no such file or directory: '", path, "'");
-  if (fs::is_regular_file(path) && is_gguf(path)) {
+  if (io::is_gguf_file(path)) {
     io::GGUFFile g = io::GGUFFile::open(path);
     lm.tokenizer = std::make_shared<Tokenizer>(Tokenizer::from_gguf(g));
     lm.chat_template = g.get_string("tokenizer.chat_template", "");

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "kiln/array.h"
+#include "kiln/primitives_conv.h"
 #include "kiln/types.h"
 
 namespace kiln::conv {
@@ -41,5 +43,24 @@ struct Im2ColGeometry {
     return off * C + g * Cg;
   }
 };
+
+// The geometry of an Im2Col node from its primitive and shapes (the input is row-contiguous).
+inline Im2ColGeometry im2col_geometry(const Im2Col& p, const array& in, const array& out) {
+  Im2ColGeometry g;
+  g.d = static_cast<int>(p.kernel.size());
+  g.C = in.shape().back();
+  g.G = p.groups;
+  g.Cg = g.C / g.G;
+  for (int j = 0; j < g.d; ++j) {
+    g.S[j] = in.shape(1 + j);
+    g.O[j] = out.shape(1 + j);
+    g.K[j] = p.kernel[j];
+    g.stride[j] = p.stride[j];
+    g.pad[j] = p.pad_lo[j];
+    g.dil[j] = p.dilation[j];
+    g.idil[j] = p.input_dilation[j];
+  }
+  return g;
+}
 
 }  // namespace kiln::conv

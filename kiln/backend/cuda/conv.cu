@@ -22,20 +22,7 @@ __global__ void im2col_dev(const U* __restrict__ src, U* __restrict__ dst, int64
 void im2col_kernel(const Primitive& prim, const std::vector<array>& inputs, array& out) {
   const auto& p = static_cast<const Im2Col&>(prim);
   const array& in = inputs[0];
-  conv::Im2ColGeometry g;
-  g.d = static_cast<int>(p.kernel.size());
-  g.C = in.shape().back();
-  g.G = p.groups;
-  g.Cg = g.C / g.G;
-  for (int j = 0; j < g.d; ++j) {
-    g.S[j] = in.shape(1 + j);
-    g.O[j] = out.shape(1 + j);
-    g.K[j] = p.kernel[j];
-    g.stride[j] = p.stride[j];
-    g.pad[j] = p.pad_lo[j];
-    g.dil[j] = p.dilation[j];
-    g.idil[j] = p.input_dilation[j];
-  }
+  const conv::Im2ColGeometry g = conv::im2col_geometry(p, in, out);
   dispatch_bytes(out.itemsize(), [&](auto tag) {
     using U = decltype(tag);
     U* dst = alloc_out<U>(out);
