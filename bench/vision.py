@@ -29,10 +29,27 @@ def run_kiln(build, batches, dtypes):
     return r
 
 
+def median_ms(fn, device, reps=7, inner=5):
+    import torch
+    fn()
+    ts = []
+    for _ in range(reps):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        ts.append((time.perf_counter() - t0) / inner)
+    return sorted(ts)[len(ts) // 2] * 1e3
+
+
 def run_torch(device, batches, dtypes, threads):
     import torch
     import torchvision
     torch.set_num_threads(threads)
+    torch.backends.cudnn.benchmark = True  # its fastest convolutions, as kiln measures its own
     r = {}
     for dt_name in dtypes:
         dt = getattr(torch, dt_name)
@@ -41,17 +58,21 @@ def run_torch(device, batches, dtypes, threads):
         for b in batches:
             x = torch.randn(b, 3, 224, 224, device=device, dtype=dt).to(memory_format=torch.channels_last)
             with torch.no_grad():
-                model(x)
-                ts = []
-                for _ in range(5):
-                    if device == "cuda":
-                        torch.cuda.synchronize()
-                    t0 = time.perf_counter()
-                    model(x)
-                    if device == "cuda":
-                        torch.cuda.synchronize()
-                    ts.append(time.perf_counter() - t0)
-            r[f"resnet50_{dt_name}_b{b}_ms"] = sorted(ts)[len(ts) // 2] * 1e3
+                r[f"resnet50_{dt_name}_b{b}_ms"] = median_ms(lambda: model(x), device)
+                if device == "cuda":
+                    # The forward pass captured as a CUDA graph (what torch.compile's
+                    # "reduce-overhead" mode replays), on a side stream as PyTorch requires.
+                    s = torch.cuda.Stream()
+                    s.wait_stream(torch.cuda.current_stream())
+                    with torch.cuda.stream(s):
+                        for _ in range(3):
+                            model(x)
+                    torch.cuda.current_stream().wait_stream(s)
+                    g = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(g):
+                        model(x)
+                    r[f"resnet50_{dt_name}_b{b}_graph_ms"] = median_ms(g.replay, device)
+                    del g
     return r
 
 
@@ -74,15 +95,20 @@ def main():
     print(f"\nResNet-50, random weights, {k['device']}, {threads} threads" if device == "cpu" else
           f"\nResNet-50, random weights, {k['device']}")
     print(f"{'case':28s} {'kiln ms':>10s} {'torch ms':>10s} {'kiln img/s':>11s} {'torch img/s':>11s} {'floor img/s':>11s}")
+    f = lambda x: "-" if x is None else f"{x:10.3f}"
     for dt in dtypes:
         rate = k.get(f"matmul_tflops_{dt}", 0)
-        for b in batches:
-            key = f"resnet50_{dt}_b{b}_ms"
-            km, tm = k.get(key), t.get(key)
-            floor = rate * 1e12 / (GFLOP_PER_IMAGE * 1e9) if rate else None
-            f = lambda x: "-" if x is None else f"{x:10.2f}"
-            print(f"{dt + ' batch ' + str(b):28s} {f(km)} {f(tm)} {f(b / km * 1e3 if km else None):>11s} "
-                  f"{f(b / tm * 1e3 if tm else None):>11s} {f(floor):>11s}")
+        floor = rate * 1e12 / (GFLOP_PER_IMAGE * 1e9) if rate else None
+        print(f"{dt}: matmul {rate:.1f} TFLOP/s measured by kiln")
+        for mode in ("", "_graph"):
+            for b in batches:
+                key = f"resnet50_{dt}_b{b}{mode}_ms"
+                km, tm = k.get(key), t.get(key)
+                if km is None and tm is None:
+                    continue
+                case = f"{dt} batch {b}" + (" CUDA graph" if mode else "")
+                print(f"{case:28s} {f(km)} {f(tm)} {f(b / km * 1e3 if km else None):>11s} "
+                      f"{f(b / tm * 1e3 if tm else None):>11s} {f(floor):>11s}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 // Vision benchmark: ResNet-50 (random weights, batch norm folded) on the default device —
-// latency and images/s per batch size and dtype — and the measured matmul rate for the floor.
+// latency and images/s per batch size and dtype, eager and (GPU) replayed as a CUDA graph — and
+// the measured matmul rate for the floor.
 // Prints "key value" lines for bench/vision.py, which puts torchvision beside them.
 //
 //   vision_bench [--batches 1,64,256] [--dtypes float32,bfloat16] [--size 224] [--reps N]
@@ -61,6 +62,13 @@ int main(int argc, char** argv) {
       double t = bench::time_median([&] { model(x).eval(); }, reps, 1);
       std::printf("resnet50_%s_b%lld_ms %.6g\n", dt_name.c_str(), static_cast<long long>(b), t * 1e3);
       std::printf("resnet50_%s_b%lld_images_per_s %.6g\n", dt_name.c_str(), static_cast<long long>(b), b / t);
+      if (default_device().type == Device::gpu) {
+        // The same forward pass replayed as one CUDA graph (kiln/capture.h).
+        CapturedFunction forward([&](const std::vector<array>& in) { return std::vector<array>{model(in[0])}; });
+        forward({x});  // eager: warms cuDNN's plans
+        double tg = bench::time_median([&] { forward({x}); }, reps, 5);
+        std::printf("resnet50_%s_b%lld_graph_ms %.6g\n", dt_name.c_str(), static_cast<long long>(b), tg * 1e3);
+      }
       std::fflush(stdout);
     }
   }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "kiln/array.h"
+#include "kiln/capture.h"
 #include "kiln/device.h"
 #include "kiln/dtype.h"
 #include "kiln/eval.h"

@@ -24,6 +24,21 @@ void Im2Col::print(std::ostream& os) const {
   os << ", groups=" << groups << ")";
 }
 
+void Convolution::print(std::ostream& os) const {
+  os << "conv(stride=";
+  detail::put(os, stride);
+  os << ", pad_lo=";
+  detail::put(os, pad_lo);
+  os << ", pad_hi=";
+  detail::put(os, pad_hi);
+  os << ", dilation=";
+  detail::put(os, dilation);
+  os << ", groups=" << groups << (has_bias ? ", bias" : "") << (has_residual ? ", residual" : "");
+  if (activation == ConvActivation::relu) os << ", relu";
+  if (activation == ConvActivation::relu6) os << ", relu6";
+  os << ")";
+}
+
 namespace {
 
 // An empty list becomes `d` copies of `fill`; otherwise it must have d entries.
@@ -79,6 +94,44 @@ Windows windows(const array& x, const std::vector<int>& kernel, const std::vecto
   return {cols, out_spatial};
 }
 
+// The Convolution node: x and w validated, of one floating dtype.
+array convolution(const array& x, const array& w, const std::vector<int>& stride, const std::vector<int>& lo,
+                  const std::vector<int>& hi, const std::vector<int>& dil, int groups,
+                  const std::optional<array>& bias, const std::optional<array>& residual, ConvActivation activation,
+                  const char* op, Stream st) {
+  const int d = x.ndim() - 2;
+  const int64_t Cout = w.shape(0);
+  Shape out_shape{x.shape(0)};
+  for (int j = 0; j < d; ++j) {
+    int k = static_cast<int>(w.shape(1 + j));
+    int64_t o = out_size(x.shape(1 + j), k, stride[j], lo[j], hi[j], dil[j], 1);
+    if (o <= 0) {
+      fail<ValueError>("[", op, "] the kernel (", k, ", dilation ", dil[j], ") is larger than spatial axis ", j,
+                       " of the input (", x.shape(1 + j), " with padding ", lo[j], " + ", hi[j], ")");
+    }
+    out_shape.push_back(o);
+  }
+  out_shape.push_back(Cout);
+  std::vector<array> inputs{contiguous(x, st), contiguous(w, st)};
+  if (bias) {
+    if (bias->ndim() != 1 || bias->shape(0) != Cout) {
+      fail<ValueError>("[", op, "] bias must have shape (", Cout, ",), got ", bias->shape());
+    }
+    inputs.push_back(contiguous(astype(*bias, x.dtype(), st), st));
+  }
+  if (residual) {
+    if (broadcast_shapes(residual->shape(), out_shape, op) != out_shape) {
+      fail<ValueError>("[", op, "] the residual of shape ", residual->shape(), " does not broadcast to the output ",
+                       out_shape);
+    }
+    inputs.push_back(contiguous(broadcast_to(astype(*residual, x.dtype(), st), out_shape, st), st));
+  }
+  return array(out_shape, x.dtype(),
+               std::make_shared<Convolution>(stride, lo, hi, dil, groups, bias.has_value(), residual.has_value(),
+                                             activation),
+               std::move(inputs), st);
+}
+
 }  // namespace
 
 array conv_general(const array& input, const array& weight_in, std::vector<int> stride, std::vector<int> padding_lo,
@@ -125,6 +178,12 @@ array conv_general(const array& input, const array& weight_in, std::vector<int> 
     std::vector<int> axes(d);
     std::iota(axes.begin(), axes.end(), 1);
     w = flip(w, axes, st);
+  }
+  bool direct = true;  // a Convolution node (cuDNN on CUDA) unless the input is dilated or cropped
+  for (int j = 0; j < d; ++j) direct &= input_dilation[j] == 1 && padding_lo[j] >= 0 && padding_hi[j] >= 0;
+  if (direct) {
+    return convolution(x, w, stride, padding_lo, padding_hi, kernel_dilation, groups, {}, {}, ConvActivation::none,
+                       op, st);
   }
   const int64_t N = x.shape(0), G = groups, K = w.size() / Cout, Cout_g = Cout / G;
   bool pointwise = G == 1;
@@ -177,6 +236,32 @@ array conv3d(const array& input, const array& weight, std::array<int, 3> stride,
   std::vector<int> p(padding.begin(), padding.end());
   return conv_general(input, weight, {stride.begin(), stride.end()}, p, p, {dilation.begin(), dilation.end()}, {},
                       groups, false, s);
+}
+
+array conv2d_fused(const array& input, const array& weight, const std::optional<array>& bias,
+                   const std::optional<array>& residual, ConvActivation activation, std::pair<int, int> stride,
+                   std::pair<int, int> padding, std::pair<int, int> dilation, int groups, StreamOrDevice s) {
+  const char* op = "conv2d_fused";
+  if (input.ndim() != 4) fail<ValueError>("[", op, "] input must be (N, H, W, C), got shape ", input.shape());
+  if (weight.ndim() != 4) {
+    fail<ValueError>("[", op, "] weight must be (C_out, kH, kW, C_in / groups), got shape ", weight.shape());
+  }
+  if (groups < 1) fail<ValueError>("[", op, "] groups must be positive, got ", groups);
+  const int64_t C = input.shape().back(), Cout = weight.shape(0);
+  if (C % groups != 0 || Cout % groups != 0 || weight.shape().back() != C / groups) {
+    fail<ValueError>("[", op, "] weight ", weight.shape(), " does not fit input ", input.shape(), " with ", groups,
+                     " group(s)");
+  }
+  std::vector<int> st_{stride.first, stride.second}, pad{padding.first, padding.second},
+      dil{dilation.first, dilation.second};
+  check_positive(st_, op, "stride");
+  check_positive(dil, op, "dilation");
+  if (padding.first < 0 || padding.second < 0) fail<ValueError>("[", op, "] padding must not be negative");
+  Dtype dtype = promote_types(input.dtype(), weight.dtype());
+  if (!is_floating(dtype)) dtype = float32;
+  Stream st = to_stream(s);
+  return convolution(astype(input, dtype, st), astype(weight, dtype, st), st_, pad, pad, dil, groups, bias, residual,
+                     activation, op, st);
 }
 
 namespace {

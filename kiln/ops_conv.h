@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -30,6 +31,17 @@ array conv2d(const array& input, const array& weight, std::pair<int, int> stride
 array conv3d(const array& input, const array& weight, std::array<int, 3> stride = {1, 1, 1},
              std::array<int, 3> padding = {0, 0, 0}, std::array<int, 3> dilation = {1, 1, 1}, int groups = 1,
              StreamOrDevice s = {});
+
+// What conv2d_fused applies last.
+enum class ConvActivation { none, relu, relu6 };
+
+// activation(conv2d(input, weight) + bias + residual) as one operation, so that the epilogue of a
+// convolution (a folded batch norm's shift, a residual connection, ReLU) costs no extra pass over
+// memory. bias is (C_out,); residual broadcasts to the output's shape. Both are optional.
+array conv2d_fused(const array& input, const array& weight, const std::optional<array>& bias,
+                   const std::optional<array>& residual, ConvActivation activation,
+                   std::pair<int, int> stride = {1, 1}, std::pair<int, int> padding = {0, 0},
+                   std::pair<int, int> dilation = {1, 1}, int groups = 1, StreamOrDevice s = {});
 
 // PyTorch's conv_transpose (the gradient of conv with respect to its input): output size
 // (S - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1. The weight is

@@ -25,6 +25,8 @@ if ! pkg-config --exists libpcre2-8 libjpeg libpng 2>/dev/null && [ -d .deps ]; 
   done
   export PKG_CONFIG_PATH=$d/lib/x86_64-linux-gnu/pkgconfig:$d/share/pkgconfig CMAKE_PREFIX_PATH=$d
 fi
+# cudnn-frontend's headers, carried as .deps/cudnn_frontend/include where pip cannot reach PyPI.
+[ -d .deps/cudnn_frontend ] && export CUDNN_FRONTEND_ROOT=$PWD/.deps/cudnn_frontend
 export PATH=/usr/local/cuda/bin:$PATH
 t0=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >"$out/configure.log" 2>&1 \

@@ -33,6 +33,9 @@ export CCACHE_NOHASHDIR=1
 
 cuda_flags=()
 if command -v nvcc >/dev/null 2>&1; then
+  # cuDNN's graph API for the convolutions (header-only).
+  python3 -m pip install -q --disable-pip-version-check nvidia-cudnn-frontend ||
+    echo "nvidia-cudnn-frontend not installed: CUDA convolutions will use kiln's direct kernel"
   # One architecture keeps the build short; KILN_CUDA_ARCHS overrides (e.g. "90;100").
   cuda_flags+=("-DCMAKE_CUDA_ARCHITECTURES=${KILN_CUDA_ARCHS:-90}")
 fi

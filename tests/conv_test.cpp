@@ -5,6 +5,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <optional>
 
 #include "kiln/kiln.h"
 #include "kiln/nn/conv_layers.h"
@@ -237,6 +238,58 @@ TEST(Conv, Pooling) {
   }
 }
 
+// conv2d_fused: the convolution's definition, then + bias + residual (broadcast) and the activation.
+TEST(Conv, FusedEpilogueMatchesTheDefinition) {
+  const std::vector<ConvCase> cases{
+      {{2, 9, 10, 16}, 24, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
+      {{1, 12, 11, 8}, 16, {3, 3}, {2, 2}, {1, 1}, {1, 1}, 8},   // depthwise, channel multiplier 2
+      {{1, 33, 33, 8192}, 2, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},  // im2col in more than one block on the CPU
+  };
+  const ConvActivation acts[] = {ConvActivation::none, ConvActivation::relu, ConvActivation::relu6};
+  for (Device d : test::devices()) {
+    for (Dtype t : {float32, bfloat16, float64}) {
+      if (t == float64 && d.type == Device::gpu) continue;
+      for (size_t ci = 0; ci < cases.size(); ++ci) {
+        const ConvCase& c = cases[ci];
+        Shape ws{c.cout, c.k[0], c.k[1], c.x.back() / c.groups};
+        auto [x, xv] = test::random_array(c.x, t);
+        auto [w, wv] = test::random_array(ws, t);
+        auto [b, bv] = test::random_array({c.cout}, t);
+        Shape os;
+        auto ref = ref_conv(xv, c.x, wv, ws, c, os);
+        // The residual is a full tensor in one case and a row broadcast over (N, H, W) in another.
+        Shape rs = ci == 1 ? Shape{1, 1, os[2], c.cout} : os;
+        auto [r, rv] = test::random_array(rs, t);
+        for (ConvActivation act : acts) {
+          const bool with_bias = act != ConvActivation::relu6, with_residual = act != ConvActivation::none;
+          std::vector<double> want(ref.size());
+          for (size_t i = 0; i < ref.size(); ++i) {
+            const int64_t co = static_cast<int64_t>(i) % c.cout;
+            const int64_t wcol = (static_cast<int64_t>(i) / c.cout) % os[2];
+            double v = ref[i];
+            if (with_bias) v += bv[co];
+            if (with_residual) v += ci == 1 ? rv[wcol * c.cout + co] : rv[i];
+            if (act != ConvActivation::none) v = std::max(v, 0.0);
+            if (act == ConvActivation::relu6) v = std::min(v, 6.0);
+            want[i] = v;
+          }
+          std::optional<array> bias, residual;
+          if (with_bias) bias = copy(b, d);
+          if (with_residual) residual = copy(r, d);
+          array y = conv2d_fused(copy(x, d), copy(w, d), bias, residual, act, {c.stride[0], c.stride[1]},
+                                 {c.pad[0], c.pad[1]}, {c.dil[0], c.dil[1]}, c.groups);
+          std::ostringstream what;
+          what << test::device_name(d) << " " << t << " fused conv x" << c.x << " w" << ws << " activation "
+               << static_cast<int>(act);
+          ASSERT_EQ(y.shape(), os) << what.str();
+          KILN_EXPECT_CLOSE(test::to_doubles(y), want, t, what.str());
+        }
+      }
+    }
+  }
+  test::note_gpu_skip();
+}
+
 TEST(Conv, Errors) {
   array x = zeros({1, 8, 8, 4});
   KILN_EXPECT_THROW_MSG(conv2d(zeros({8, 8, 4}), zeros({2, 3, 3, 4})), ValueError, "(N, H, W, C)");
@@ -250,6 +303,12 @@ TEST(Conv, Errors) {
   KILN_EXPECT_THROW_MSG(adaptive_avg_pool(x, {0, 2}), ValueError, "positive");
   KILN_EXPECT_THROW_MSG(conv_transpose2d(x, zeros({2, 3, 3, 4}), {2, 2}, {0, 0}, {1, 1}, {2, 0}), ValueError,
                         "output_padding");
+  KILN_EXPECT_THROW_MSG(conv2d_fused(x, zeros({2, 3, 3, 4}), zeros({3}), {}, ConvActivation::relu), ValueError,
+                        "bias must have shape (2,)");
+  KILN_EXPECT_THROW_MSG(conv2d_fused(x, zeros({2, 3, 3, 4}), {}, zeros({1, 5, 6, 2}), ConvActivation::none),
+                        ValueError, "broadcast");
+  KILN_EXPECT_THROW_MSG(conv2d_fused(x, zeros({2, 3, 3, 2}), {}, {}, ConvActivation::none), ValueError,
+                        "does not fit");
 }
 
 }  // namespace

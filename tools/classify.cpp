@@ -1,13 +1,18 @@
 // `kiln classify`: ImageNet labels for photos with a pretrained network. Folders are read
 // recursively (JPEG and PNG); images go through the model in batches, with a progress line on
-// standard error when there is more than one batch.
+// standard error when there is more than one batch. The next batch is decoded and preprocessed
+// on all CPU cores while the model runs on the current one, and the forward pass replays as a
+// CUDA graph on the GPU (kiln/capture.h).
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <iostream>
+#include <thread>
 
 #include "kiln/io/image.h"
 #include "kiln/io/safetensors.h"
@@ -25,6 +30,48 @@ namespace kiln::tools {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Photos decoded and preprocessed for the model: (224, 224, 3) float32 on the CPU, and the
+// messages of the files that could not be read.
+struct Prepared {
+  std::vector<array> inputs;
+  std::vector<std::string> names, errors;
+};
+
+Prepared prepare(const std::vector<std::string>& files, size_t begin, size_t end) {
+  const size_t n = end - begin;
+  std::vector<std::optional<array>> images(n);
+  std::vector<std::string> errors(n);
+  std::atomic<size_t> next{0};
+  const Device cpu(Device::cpu);
+  auto work = [&] {
+    for (size_t i; (i = next++) < n;) {
+      try {
+        array chw = vision::imagenet_preprocess(io::load_image(files[begin + i]), cpu);
+        array hwc = contiguous(transpose(chw, {1, 2, 0}, cpu), cpu);  // the model is channels-last
+        hwc.eval();
+        images[i] = hwc;
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  const size_t threads = std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  Prepared p;
+  for (size_t i = 0; i < n; ++i) {
+    if (images[i]) {
+      p.inputs.push_back(*images[i]);
+      p.names.push_back(files[begin + i]);
+    } else {
+      p.errors.push_back(errors[i]);
+    }
+  }
+  return p;
+}
 
 // A file under models/ (fetched by scripts/get_models.sh), from the working directory or next to
 // the program.
@@ -140,21 +187,22 @@ int classify(const std::vector<std::string>& argv) {
   const size_t batches = (files.size() + batch - 1) / batch;
   auto t0 = std::chrono::steady_clock::now();
   int failures = 0;
+  CapturedFunction captured([&](const std::vector<array>& in) { return std::vector<array>{forward(in[0])}; });
+  auto launch = [&](size_t b) {
+    return std::async(std::launch::async, prepare, std::cref(files), b * batch,
+                      std::min(files.size(), (b + 1) * batch));
+  };
+  std::future<Prepared> next = launch(0);
   for (size_t b = 0; b < batches; ++b) {
-    std::vector<array> inputs;
-    std::vector<std::string> names;
-    for (size_t i = b * batch; i < std::min(files.size(), (b + 1) * batch); ++i) {
-      try {
-        array chw = vision::imagenet_preprocess(io::load_image(files[i]));
-        inputs.push_back(transpose(chw, {1, 2, 0}));  // the model is channels-last
-        names.push_back(files[i]);
-      } catch (const std::exception& e) {
-        std::cerr << "kiln classify: " << e.what() << "\n";
-        ++failures;
-      }
-    }
+    Prepared cur = next.get();
+    if (b + 1 < batches) next = launch(b + 1);
+    for (const auto& e : cur.errors) std::cerr << "kiln classify: " << e << "\n";
+    failures += static_cast<int>(cur.errors.size());
+    const std::vector<array>& inputs = cur.inputs;
+    const std::vector<std::string>& names = cur.names;
     if (inputs.empty()) continue;
-    array probs = softmax(astype(forward(stack(inputs)), float32), -1);
+    array x = copy(stack(inputs, 0, Device(Device::cpu)), default_device());
+    array probs = softmax(astype(captured({x})[0], float32), -1);
     array idx = argsort(negative(probs), -1);
     array best = slice(idx, {0, 0}, {idx.shape(0), std::min<int64_t>(top, idx.shape(1))});
     array p = take_along_axis(probs, best, -1);

@@ -41,6 +41,14 @@ class GpuBackend {
   virtual void stream_wait(int device, int stream, int other) = 0;
   virtual void synchronize(int device, int stream) = 0;
   virtual void synchronize_all() = 0;
+
+  // Graph capture: work queued on `stream` by this thread between begin_capture and end_capture
+  // is recorded, not run. end_capture returns the replayable graph (an opaque handle); memory the
+  // graph allocates and does not free is released when it is launched again.
+  virtual void begin_capture(int device, int stream) = 0;
+  virtual void* end_capture(int device, int stream) = 0;
+  virtual void launch_graph(void* graph, int device, int stream) = 0;
+  virtual void destroy_graph(void* graph) = 0;
 };
 
 // The GPU backend built into this library, or nullptr when kiln was built without one or no

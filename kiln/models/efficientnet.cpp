@@ -38,14 +38,17 @@ MBConvBlock::MBConvBlock(int64_t in, int64_t out, int kernel, int stride, int ex
 }
 
 array MBConvBlock::operator()(const array& x) const {
-  auto step = [&](const nn::Conv2d& c, const nn::BatchNorm& b, const array& h) {
-    array y = c(h);
-    return folded_ ? y : b(y);
-  };
+  if (folded_) {
+    // Each convolution carries its batch norm, activation and (the last) the skip in one kernel.
+    array h = x;
+    if (expand_) h = (*expand_)(h, {}, ConvActivation::relu6);
+    h = (*depthwise_)(h, {}, ConvActivation::relu6);
+    return (*project_)(h, skip_ ? std::optional<array>(x) : std::nullopt, ConvActivation::none);
+  }
   array h = x;
-  if (expand_) h = nn::relu6(step(*expand_, *bn0_, h));
-  h = nn::relu6(step(*depthwise_, *bn1_, h));
-  h = step(*project_, *bn2_, h);
+  if (expand_) h = nn::relu6((*bn0_)((*expand_)(h)));
+  h = nn::relu6((*bn1_)((*depthwise_)(h)));
+  h = (*bn2_)((*project_)(h));
   return skip_ ? add(h, x) : h;
 }
 
@@ -82,11 +85,10 @@ array EfficientNetLite0::operator()(const array& x) const {
     fail<ValueError>("[EfficientNetLite0] expects images (N, H, W, 3), got shape ", x.shape());
   }
   Dtype dt = fc_->weight().dtype();
-  array h = (*stem_)(x.dtype() == dt ? x : astype(x, dt));
-  h = nn::relu6(folded_ ? h : (*bn0_)(h));
+  array in = x.dtype() == dt ? x : astype(x, dt);
+  array h = folded_ ? (*stem_)(in, {}, ConvActivation::relu6) : nn::relu6((*bn0_)((*stem_)(in)));
   for (const auto& b : blocks_) h = (*b)(h);
-  h = (*head_)(h);
-  h = nn::relu6(folded_ ? h : (*bn1_)(h));
+  h = folded_ ? (*head_)(h, {}, ConvActivation::relu6) : nn::relu6((*bn1_)((*head_)(h)));
   return (*fc_)(mean(h, {1, 2}));
 }
 

@@ -30,6 +30,13 @@ ResidualBlock::ResidualBlock(bool bottleneck, int64_t in, int64_t width, int str
 }
 
 array ResidualBlock::operator()(const array& x) const {
+  if (folded_) {
+    // Each convolution carries its batch norm, ReLU and (the last) the residual in one kernel.
+    array identity = down_conv_ ? (*down_conv_)(x) : x;
+    array h = x;
+    for (size_t i = 0; i + 1 < path_.size(); ++i) h = (*path_[i].first)(h, {}, ConvActivation::relu);
+    return (*path_.back().first)(h, identity, ConvActivation::relu);
+  }
   array h = x;
   for (size_t i = 0; i < path_.size(); ++i) {
     h = (*path_[i].first)(h);
@@ -88,9 +95,9 @@ ResNet::ResNet(int depth, int64_t num_classes, Dtype dtype) {
 
 array ResNet::operator()(const array& x) const {
   if (x.ndim() != 4 || x.shape(3) != 3) fail<ValueError>("[ResNet] expects images (N, H, W, 3), got shape ", x.shape());
-  array h = (*conv1_)(x.dtype() == fc_->weight().dtype() ? x : astype(x, fc_->weight().dtype()));
-  if (!folded_) h = (*bn1_)(h);
-  h = max_pool(nn::relu(h), {3, 3}, {2, 2}, {1, 1});
+  array in = x.dtype() == fc_->weight().dtype() ? x : astype(x, fc_->weight().dtype());
+  array h = folded_ ? (*conv1_)(in, {}, ConvActivation::relu) : nn::relu((*bn1_)((*conv1_)(in)));
+  h = max_pool(h, {3, 3}, {2, 2}, {1, 1});
   for (const auto& b : blocks_) h = (*b)(h);
   h = mean(h, {1, 2});  // global average pool
   return (*fc_)(h);

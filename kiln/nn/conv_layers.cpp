@@ -21,9 +21,12 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, std::pair<int, int> ke
   if (bias) register_parameter("bias", random::uniform(-k, k, {out_channels}, dtype));
 }
 
-array Conv2d::operator()(const array& x) const {
-  array y = conv2d(x, weight(), stride_, padding_, dilation_, groups_);
-  return has_parameter("bias") ? add(y, parameter("bias")) : y;
+array Conv2d::operator()(const array& x) const { return (*this)(x, {}, ConvActivation::none); }
+
+array Conv2d::operator()(const array& x, const std::optional<array>& residual, ConvActivation activation) const {
+  std::optional<array> bias;
+  if (has_parameter("bias")) bias = parameter("bias");
+  return conv2d_fused(x, weight(), bias, residual, activation, stride_, padding_, dilation_, groups_);
 }
 
 void Conv2d::fold(const array& scale, const array& shift) {

@@ -12,6 +12,7 @@
 
 #include "kiln/array.h"
 #include "kiln/nn/module.h"
+#include "kiln/ops_conv.h"
 
 namespace kiln::nn {
 
@@ -22,6 +23,8 @@ class Conv2d : public Module {
          std::pair<int, int> padding = {0, 0}, std::pair<int, int> dilation = {1, 1}, int groups = 1,
          bool bias = true, Dtype dtype = float32);
   array operator()(const array& x) const;  // (N, H, W, C_in) -> (N, H', W', C_out)
+  // activation(conv(x) + bias + residual) as one fused operation (conv2d_fused).
+  array operator()(const array& x, const std::optional<array>& residual, ConvActivation activation) const;
   const array& weight() const { return parameter("weight"); }
   // Folds an inference batch norm that follows into this convolution's weight and bias (adds
   // the bias when there is none): y = conv(x) * scale + shift.

@@ -63,4 +63,23 @@ inline Im2ColGeometry im2col_geometry(const Im2Col& p, const array& in, const ar
   return g;
 }
 
+// The im2col geometry of a Convolution node's input (inputs[0]) and weight (inputs[1]).
+inline Im2ColGeometry conv_geometry(const Convolution& p, const array& in, const array& w, const array& out) {
+  Im2ColGeometry g;
+  g.d = static_cast<int>(p.stride.size());
+  g.C = in.shape().back();
+  g.G = p.groups;
+  g.Cg = g.C / g.G;
+  for (int j = 0; j < g.d; ++j) {
+    g.S[j] = in.shape(1 + j);
+    g.O[j] = out.shape(1 + j);
+    g.K[j] = w.shape(1 + j);
+    g.stride[j] = p.stride[j];
+    g.pad[j] = p.pad_lo[j];
+    g.dil[j] = p.dilation[j];
+    g.idil[j] = 1;
+  }
+  return g;
+}
+
 }  // namespace kiln::conv

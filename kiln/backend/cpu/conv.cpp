@@ -1,6 +1,14 @@
-// CPU kernel of im2col (kiln/primitives_conv.h): one output row (Cg channels) at a time, copied
-// from the input or zero-filled. Dispatches on the element size only.
+// CPU kernels of conv and im2col (kiln/primitives_conv.h). conv gathers a block of output rows'
+// receptive fields (im2col, converted to the accumulation type), multiplies them by the weight
+// with OpenBLAS per group, and applies the epilogue (bias, residual, activation) as it stores.
+// Depthwise-like convolutions (a few channels per group) use a direct loop instead of GEMMs that
+// would have one column each. im2col dispatches on the element size only.
+#include <cblas.h>
+
+#include <algorithm>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "kiln/backend/common/bytes.h"
 #include "kiln/backend/common/im2col.h"
@@ -11,6 +19,101 @@
 namespace kiln::cpu {
 
 namespace {
+
+// Rows of im2col gathered at a time: bounds the scratch to about 8 Mi elements.
+constexpr int64_t kScratchElements = int64_t{1} << 23;
+
+void gemm_nt(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+}
+void gemm_nt(int m, int n, int k, const double* a, int lda, const double* b, int ldb, double* c, int ldc) {
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc);
+}
+
+template <class Acc>
+Acc activate(Acc v, ConvActivation act) {
+  if (act == ConvActivation::none) return v;
+  v = v > Acc(0) ? v : Acc(0);
+  return act == ConvActivation::relu6 && v > Acc(6) ? Acc(6) : v;
+}
+
+template <class T>
+void conv_typed(const Convolution& p, const std::vector<array>& inputs, array& out) {
+  using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
+  const array &x = inputs[0], &w = inputs[1];
+  const T* bias = p.has_bias ? inputs[2].host_data<T>() : nullptr;
+  const T* residual = p.has_residual ? inputs[2 + p.has_bias].host_data<T>() : nullptr;
+  T* dst = allocate<T>(out);
+  if (out.size() == 0) return;
+  const conv::Im2ColGeometry g = conv::conv_geometry(p, x, w, out);
+  const int64_t Cout = out.shape().back(), Cout_g = Cout / g.G;
+  int64_t taps = 1;
+  for (int j = 0; j < g.d; ++j) taps *= g.K[j];
+  const int64_t Kg = taps * g.Cg;     // reduction length per group
+  const int64_t row_len = g.G * Kg;   // one output position's im2col row
+  const int64_t M = out.size() / Cout;
+  const T* src = x.host_data<T>();
+
+  std::vector<Acc> wf(static_cast<size_t>(w.size()));
+  const T* wp = w.host_data<T>();
+  for (int64_t i = 0; i < w.size(); ++i) wf[i] = static_cast<Acc>(wp[i]);
+
+  const bool depthwise = g.G > 1 && g.Cg <= 4;
+  const int64_t block = std::clamp<int64_t>(kScratchElements / std::max<int64_t>(row_len, 1), 1, M);
+  std::vector<Acc> cols(static_cast<size_t>(block * row_len)), acc(static_cast<size_t>(block * Cout));
+  for (int64_t r0 = 0; r0 < M; r0 += block) {
+    const int64_t rows = std::min(block, M - r0);
+    // im2col of rows [r0, r0 + rows): Cg elements per (row, group, tap).
+    parallel_for(rows * g.G * taps, std::max<int64_t>(1, 4096 / g.Cg), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t s = g.source_row(r0 * g.G * taps + i);
+        Acc* d = cols.data() + i * g.Cg;
+        if (s < 0) {
+          std::fill(d, d + g.Cg, Acc(0));
+        } else {
+          for (int64_t c = 0; c < g.Cg; ++c) d[c] = static_cast<Acc>(src[s + c]);
+        }
+      }
+    });
+    if (depthwise) {
+      parallel_for(rows, std::max<int64_t>(1, 65536 / (Cout * Kg)), [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+          for (int64_t gi = 0; gi < g.G; ++gi) {
+            const Acc* a = cols.data() + r * row_len + gi * Kg;
+            for (int64_t m = 0; m < Cout_g; ++m) {
+              const Acc* wr = wf.data() + (gi * Cout_g + m) * Kg;
+              Acc sum = 0;
+              for (int64_t q = 0; q < Kg; ++q) sum += a[q] * wr[q];
+              acc[r * Cout + gi * Cout_g + m] = sum;
+            }
+          }
+        }
+      });
+    } else {
+      for (int64_t gi = 0; gi < g.G; ++gi) {
+        gemm_nt(static_cast<int>(rows), static_cast<int>(Cout_g), static_cast<int>(Kg), cols.data() + gi * Kg,
+                static_cast<int>(row_len), wf.data() + gi * Cout_g * Kg, static_cast<int>(Kg),
+                acc.data() + gi * Cout_g, static_cast<int>(Cout));
+      }
+    }
+    parallel_for(rows, std::max<int64_t>(1, 16384 / Cout), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t o = (r0 + r) * Cout;
+        for (int64_t c = 0; c < Cout; ++c) {
+          Acc v = acc[r * Cout + c];
+          if (bias) v += static_cast<Acc>(bias[c]);
+          if (residual) v += static_cast<Acc>(residual[o + c]);
+          dst[o + c] = static_cast<T>(activate(v, p.activation));
+        }
+      }
+    });
+  }
+}
+
+void conv_kernel(const Primitive& prim, const std::vector<array>& inputs, array& out) {
+  const auto& p = static_cast<const Convolution&>(prim);
+  KILN_DISPATCH_FLOAT(p.name(), out.dtype(), { conv_typed<T>(p, inputs, out); });
+}
 
 void im2col_kernel(const Primitive& prim, const std::vector<array>& inputs, array& out) {
   const auto& p = static_cast<const Im2Col&>(prim);
@@ -38,6 +141,9 @@ void im2col_kernel(const Primitive& prim, const std::vector<array>& inputs, arra
 
 }  // namespace
 
-void register_cpu_conv() { register_kernel(Backend::cpu, "im2col", im2col_kernel); }
+void register_cpu_conv() {
+  register_kernel(Backend::cpu, "conv", conv_kernel);
+  register_kernel(Backend::cpu, "im2col", im2col_kernel);
+}
 
 }  // namespace kiln::cpu

@@ -1,7 +1,11 @@
-// CUDA kernel of im2col (kiln/primitives_conv.h): a thread per output element, gathering from
-// the row-contiguous input or writing zero. Dispatches on the element size only.
+// CUDA kernels of conv and im2col (kiln/primitives_conv.h). conv runs on cuDNN where the build
+// has it and cuDNN supports the case (kiln/backend/cuda/cudnn_conv.h), with the epilogue fused
+// into cuDNN's call or applied by conv_epilogue_dev in place; otherwise a direct kernel (a thread
+// per output element) computes it, epilogue included. im2col is a thread per output element,
+// gathering from the row-contiguous input or writing zero; it dispatches on the element size.
 #include "kiln/backend/common/bytes.h"
 #include "kiln/backend/common/im2col.h"
+#include "kiln/backend/cuda/cudnn_conv.h"
 #include "kiln/backend/cuda/elementwise.cuh"
 #include "kiln/backend/kernels.h"
 #include "kiln/primitives_conv.h"
@@ -33,8 +37,88 @@ void im2col_kernel(const Primitive& prim, const std::vector<array>& inputs, arra
   });
 }
 
+template <class A>
+__device__ __forceinline__ A activate(A v, ConvActivation act) {
+  if (act == ConvActivation::none) return v;
+  v = v > A(0) ? v : A(0);
+  return act == ConvActivation::relu6 && v > A(6) ? A(6) : v;
+}
+
+// The epilogue over a computed convolution, in place: y = act(y + bias + residual).
+template <class T>
+__global__ void conv_epilogue_dev(T* __restrict__ y, const T* __restrict__ bias, const T* __restrict__ residual,
+                                  int64_t n, int64_t cout, ConvActivation act) {
+  using A = acc_t<T>;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    A v = static_cast<A>(y[i]);
+    if (bias) v += static_cast<A>(bias[i % cout]);
+    if (residual) v += static_cast<A>(residual[i]);
+    y[i] = convert<T>(activate(v, act));
+  }
+}
+
+// Output element i = (row r, channel co): the sum over the group's taps and channels, then the
+// epilogue. Slow but general: the path for what cuDNN does not run.
+template <class T>
+__global__ void conv_direct_dev(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
+                                const T* __restrict__ residual, T* __restrict__ y, int64_t n, int64_t cout,
+                                int64_t taps, conv::Im2ColGeometry g, ConvActivation act) {
+  using A = acc_t<T>;
+  const int64_t cout_g = cout / g.G;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / cout, co = i % cout, gi = co / cout_g;
+    const T* wr = w + co * taps * g.Cg;
+    A sum = 0;
+    for (int64_t q = 0; q < taps; ++q) {
+      const int64_t s = g.source_row((r * g.G + gi) * taps + q);
+      if (s < 0) continue;
+      for (int64_t c = 0; c < g.Cg; ++c) sum += static_cast<A>(x[s + c]) * static_cast<A>(wr[q * g.Cg + c]);
+    }
+    if (bias) sum += static_cast<A>(bias[co]);
+    if (residual) sum += static_cast<A>(residual[i]);
+    y[i] = convert<T>(activate(sum, act));
+  }
+}
+
+template <class T>
+void conv_typed(const Convolution& p, const std::vector<array>& inputs, array& out) {
+  const array &x = inputs[0], &w = inputs[1];
+  T* y = alloc_out<T>(out);
+  const int64_t n = out.size(), cout = out.shape().back();
+  if (n == 0) return;
+  ConvOperands ops{in_ptr<T>(x, out), in_ptr<T>(w, out), p.has_bias ? in_ptr<T>(inputs[2], out) : nullptr,
+                   p.has_residual ? in_ptr<T>(inputs[2 + p.has_bias], out) : nullptr, y};
+  const T* bias = static_cast<const T*>(ops.bias);
+  const T* residual = static_cast<const T*>(ops.residual);
+  bool epilogue_done = false;
+  if (cudnn_conv(p, x, w, out, ops, epilogue_done)) {
+    if (epilogue_done || (!bias && !residual && p.activation == ConvActivation::none)) return;
+    conv_epilogue_dev<T><<<strided_blocks(out, n), kThreads, 0, stream_of(out)>>>(y, bias, residual, n, cout,
+                                                                                 p.activation);
+    check_launch("conv epilogue");
+    return;
+  }
+  const conv::Im2ColGeometry g = conv::conv_geometry(p, x, w, out);
+  int64_t taps = 1;
+  for (int j = 0; j < g.d; ++j) taps *= g.K[j];
+  conv_direct_dev<T><<<strided_blocks(out, n), kThreads, 0, stream_of(out)>>>(
+      static_cast<const T*>(ops.x), static_cast<const T*>(ops.w), bias, residual, y, n, cout, taps, g,
+      p.activation);
+  check_launch("conv");
+}
+
+void conv_kernel(const Primitive& prim, const std::vector<array>& inputs, array& out) {
+  const auto& p = static_cast<const Convolution&>(prim);
+  KILN_DISPATCH_FLOAT(p.name(), out.dtype(), { conv_typed<T>(p, inputs, out); });
+}
+
 }  // namespace
 
-void register_gpu_conv() { register_kernel(Backend::gpu, "im2col", im2col_kernel); }
+void register_gpu_conv() {
+  register_kernel(Backend::gpu, "conv", conv_kernel);
+  register_kernel(Backend::gpu, "im2col", im2col_kernel);
+}
 
 }  // namespace kiln::cuda

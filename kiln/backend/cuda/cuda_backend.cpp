@@ -146,6 +146,27 @@ class CudaBackend final : public GpuBackend {
     for (auto& [d, s] : keys) synchronize(d, s);
   }
 
+  void begin_capture(int device, int stream) override {
+    cuda::check(cudaStreamBeginCapture(get_stream(device, stream), cudaStreamCaptureModeThreadLocal),
+                "cudaStreamBeginCapture");
+  }
+
+  void* end_capture(int device, int stream) override {
+    cudaGraph_t graph = nullptr;
+    cuda::check(cudaStreamEndCapture(get_stream(device, stream), &graph), "cudaStreamEndCapture");
+    cudaGraphExec_t exec = nullptr;
+    cudaError_t err = cudaGraphInstantiateWithFlags(&exec, graph, cudaGraphInstantiateFlagAutoFreeOnLaunch);
+    cudaGraphDestroy(graph);
+    cuda::check(err, "cudaGraphInstantiate");
+    return exec;
+  }
+
+  void launch_graph(void* graph, int device, int stream) override {
+    cuda::check(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph), get_stream(device, stream)), "cudaGraphLaunch");
+  }
+
+  void destroy_graph(void* graph) override { cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph)); }
+
   cudaStream_t get_stream(int device, int stream) {
     set_device(device);
     std::lock_guard<std::mutex> lock(mutex_);
