@@ -1,8 +1,10 @@
 // CPU kernels of conv and im2col (kiln/primitives_conv.h). conv gathers a block of output rows'
 // receptive fields (im2col, converted to the accumulation type), multiplies them by the weight
 // with OpenBLAS per group, and applies the epilogue (bias, residual, activation) as it stores.
-// Depthwise-like convolutions (a few channels per group) use a direct loop instead of GEMMs that
-// would have one column each. im2col dispatches on the element size only.
+// Depthwise convolutions (one filter per channel) run a direct loop over output pixels and taps
+// with the channels innermost (contiguous in input, weight and output); other grouped ones with a
+// few channels per group use a direct loop over the gathered rows instead of GEMMs that would
+// have one column each. im2col dispatches on the element size only.
 #include <cblas.h>
 
 #include <algorithm>
@@ -58,6 +60,33 @@ void conv_typed(const Convolution& p, const std::vector<array>& inputs, array& o
   const T* wp = w.host_data<T>();
   for (int64_t i = 0; i < w.size(); ++i) wf[i] = static_cast<Acc>(wp[i]);
 
+  auto epilogue = [&](Acc v, int64_t o, int64_t c) {
+    if (bias) v += static_cast<Acc>(bias[c]);
+    if (residual) v += static_cast<Acc>(residual[o + c]);
+    dst[o + c] = static_cast<T>(activate(v, p.activation));
+  };
+  if (g.Cg == 1 && Cout == g.G) {
+    const int64_t C = Cout;
+    std::vector<Acc> wt(static_cast<size_t>(taps * C));  // (taps, C): channels innermost
+    for (int64_t c = 0; c < C; ++c) {
+      for (int64_t q = 0; q < taps; ++q) wt[q * C + c] = wf[c * taps + q];
+    }
+    parallel_for(M, std::max<int64_t>(1, 16384 / (C * taps)), [&](int64_t b, int64_t e) {
+      std::vector<Acc> sum(static_cast<size_t>(C));
+      for (int64_t r = b; r < e; ++r) {
+        std::fill(sum.begin(), sum.end(), Acc(0));
+        for (int64_t q = 0; q < taps; ++q) {
+          const int64_t s = g.source_row(r * g.G * taps + q);  // channel 0 of the tap's pixel
+          if (s < 0) continue;
+          const T* xp = src + s;
+          const Acc* wq = wt.data() + q * C;
+          for (int64_t c = 0; c < C; ++c) sum[c] += static_cast<Acc>(xp[c]) * wq[c];
+        }
+        for (int64_t c = 0; c < C; ++c) epilogue(sum[c], r * C, c);
+      }
+    });
+    return;
+  }
   const bool depthwise = g.G > 1 && g.Cg <= 4;
   const int64_t block = std::clamp<int64_t>(kScratchElements / std::max<int64_t>(row_len, 1), 1, M);
   std::vector<Acc> cols(static_cast<size_t>(block * row_len)), acc(static_cast<size_t>(block * Cout));
@@ -99,12 +128,7 @@ void conv_typed(const Convolution& p, const std::vector<array>& inputs, array& o
     parallel_for(rows, std::max<int64_t>(1, 16384 / Cout), [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         const int64_t o = (r0 + r) * Cout;
-        for (int64_t c = 0; c < Cout; ++c) {
-          Acc v = acc[r * Cout + c];
-          if (bias) v += static_cast<Acc>(bias[c]);
-          if (residual) v += static_cast<Acc>(residual[o + c]);
-          dst[o + c] = static_cast<T>(activate(v, p.activation));
-        }
+        for (int64_t c = 0; c < Cout; ++c) epilogue(acc[r * Cout + c], o, c);
       }
     });
   }
