@@ -76,8 +76,10 @@ array layer_norm(const array& x, const std::optional<array>& weight, const std::
                std::move(inputs), st);
 }
 
-array rope(const array& x, int dims, bool traditional, std::optional<float> base, float scale, int offset,
-           const std::optional<array>& freqs, StreamOrDevice s) {
+namespace {
+
+array rope_node(const array& x, int dims, bool traditional, std::optional<float> base, float scale, int offset,
+                const std::optional<array>& offset_array, const std::optional<array>& freqs, StreamOrDevice s) {
   const char* op = "rope";
   if (x.ndim() < 2) fail<ValueError>("[rope] x must have shape (..., seq, head_dim), got ", x.shape());
   check_float(x, op, "x");
@@ -99,9 +101,29 @@ array rope(const array& x, int dims, bool traditional, std::optional<float> base
     }
     inputs.push_back(prepare(*freqs, float32, st));
   }
+  if (offset_array) {
+    if (offset_array->size() != 1 || !is_integer(offset_array->dtype())) {
+      fail<ValueError>("[rope] offset must be an integer scalar array, got shape ", offset_array->shape(), " ",
+                       offset_array->dtype());
+    }
+    inputs.push_back(contiguous(reshape(astype(*offset_array, int32, st), {}, st), st));
+  }
   return array(x.shape(), x.dtype(),
-               std::make_shared<RoPE>(dims, traditional, base.value_or(0.f), scale, offset, freqs.has_value()),
+               std::make_shared<RoPE>(dims, traditional, base.value_or(0.f), scale, offset, freqs.has_value(),
+                                      offset_array.has_value()),
                std::move(inputs), st);
+}
+
+}  // namespace
+
+array rope(const array& x, int dims, bool traditional, std::optional<float> base, float scale, int offset,
+           const std::optional<array>& freqs, StreamOrDevice s) {
+  return rope_node(x, dims, traditional, base, scale, offset, std::nullopt, freqs, s);
+}
+
+array rope(const array& x, int dims, bool traditional, std::optional<float> base, float scale, const array& offset,
+           const std::optional<array>& freqs, StreamOrDevice s) {
+  return rope_node(x, dims, traditional, base, scale, 0, offset, freqs, s);
 }
 
 array llama3_rope_freqs(int dims, float base, float factor, float low_freq_factor, float high_freq_factor,

@@ -24,6 +24,10 @@ array layer_norm(const array& x, const std::optional<array>& weight, const std::
 // given instead of base (MLX's convention; see llama3_rope_freqs). Exactly one of base and freqs.
 array rope(const array& x, int dims, bool traditional, std::optional<float> base, float scale, int offset,
            const std::optional<array>& freqs = {}, StreamOrDevice s = {});
+// The same with the offset an integer scalar array, read when the kernel runs (so that a graph
+// replayed for every decoding step, kiln/capture.h, can move the position on).
+array rope(const array& x, int dims, bool traditional, std::optional<float> base, float scale, const array& offset,
+           const std::optional<array>& freqs = {}, StreamOrDevice s = {});
 
 // The freqs (dims / 2,) float32 for rope that apply Llama 3.1 frequency scaling, as HF
 // transformers computes it (rope_type "llama3"): with inv_freq_i = base^(-2i / dims) and

@@ -64,6 +64,11 @@ array diagonal(const array& a, int offset = 0, int axis1 = 0, int axis2 = 1, Str
 // replaced by update, which is broadcast to that region and cast to src's dtype.
 array slice_update(const array& src, const array& update, Shape start, Shape stop, Shape step = {},
                    StreamOrDevice s = {});
+// A copy of src with update written from position `start` along `axis`, where start is an integer
+// scalar array read when the kernel runs (clamped so that the update fits), so a replayed graph
+// can move it. update has src's shape except along axis. Written in place when src's buffer is
+// not shared (a KV cache).
+array slice_update(const array& src, const array& update, const array& start, int axis, StreamOrDevice s = {});
 
 // Elements at integer indices along axis (of the flattened array when axis is empty); the
 // indices' shape takes the place of that axis.

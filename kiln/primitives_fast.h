@@ -30,12 +30,18 @@ class LayerNorm : public Primitive {
 // Rotary embedding of x (..., L, D): the first `dims` features of the row at position
 // offset + l (l along axis -2) rotate by theta_i = (offset + l) * inv_freq_i, the rest pass
 // through. traditional pairs (2i, 2i + 1), otherwise (i, i + dims / 2). Inputs: x [, freqs
-// (dims / 2,) float32, inv_freq_i = scale / freqs_i]; without freqs inv_freq_i =
-// scale * base^(-2i / dims).
+// (dims / 2,) float32, inv_freq_i = scale / freqs_i] [, an int32 scalar added to offset];
+// without freqs inv_freq_i = scale * base^(-2i / dims).
 class RoPE : public Primitive {
  public:
-  RoPE(int dims, bool traditional, float base, float scale, int offset, bool has_freqs)
-      : dims(dims), traditional(traditional), base(base), scale(scale), offset(offset), has_freqs(has_freqs) {}
+  RoPE(int dims, bool traditional, float base, float scale, int offset, bool has_freqs, bool has_offset_array = false)
+      : dims(dims),
+        traditional(traditional),
+        base(base),
+        scale(scale),
+        offset(offset),
+        has_freqs(has_freqs),
+        has_offset_array(has_offset_array) {}
   const char* name() const override { return "rope"; }
   int dims;
   bool traditional;
@@ -43,6 +49,7 @@ class RoPE : public Primitive {
   float scale;
   int offset;
   bool has_freqs;
+  bool has_offset_array;
 };
 
 // silu(gate) * up = gate * sigmoid(gate) * up; inputs of one shape.

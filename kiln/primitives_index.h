@@ -29,6 +29,16 @@ class SliceUpdate : public Primitive {
   Shape step;
 };
 
+// Inputs {src, update, start}: update (row-contiguous, src's shape but along axis) written into
+// src from index clamp(start, 0, src.shape(axis) - update.shape(axis)) of axis; start an int32
+// scalar.
+class DynamicSliceUpdate : public Primitive {
+ public:
+  explicit DynamicSliceUpdate(int axis) : axis(axis) {}
+  const char* name() const override { return "dynamic_slice_update"; }
+  int axis;
+};
+
 // Inputs {a, indices...}: see gather() in ops_index.h. Output shape I + slice_sizes. Indices are
 // wrapped when negative, then clamped to [0, a.shape(axis) - slice_size].
 class Gather : public Primitive {

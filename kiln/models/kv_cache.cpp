@@ -51,6 +51,32 @@ void KVCache::grow(int layer, int64_t needed, const array& k, const array& v) {
   capacity_ = cap;
 }
 
+std::pair<array, array> KVCache::write_at(int layer, const array& k, const array& v, const array& position) {
+  if (layer < 0 || layer >= num_layers()) {
+    fail<IndexError>("[KVCache] layer ", layer, " out of range for a cache of ", num_layers(), " layers");
+  }
+  auto& K = keys_[layer];
+  auto& V = values_[layer];
+  if (!K) fail<ValueError>("[KVCache] write_at needs layer ", layer, "'s buffers (fill the cache with update first)");
+  // Reassigning drops our handle to the previous state, so the update is written in place.
+  K = slice_update(*K, k, position, 2);
+  V = slice_update(*V, v, position, 2);
+  return {*K, *V};
+}
+
+void KVCache::set_offset(int64_t offset) {
+  if (offset < 0 || offset > capacity_) {
+    fail<ValueError>("[KVCache] offset ", offset, " is outside the capacity (", capacity_, ")");
+  }
+  offset_ = offset;
+}
+
+bool KVCache::allocated() const {
+  for (const auto& k : keys_)
+    if (!k) return false;
+  return true;
+}
+
 std::pair<array, array> KVCache::update(int layer, const array& k, const array& v) {
   if (layer < 0 || layer >= num_layers()) {
     fail<IndexError>("[KVCache] layer ", layer, " out of range for a cache of ", num_layers(), " layers");

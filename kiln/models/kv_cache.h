@@ -25,6 +25,15 @@ class KVCache {
   // Positions cached so far (the position of the next token).
   int64_t offset() const { return offset_; }
   int num_layers() const { return static_cast<int>(keys_.size()); }
+  // Writes k, v (B, H, L, D) from `position` (an int32 scalar array, read when the kernel runs)
+  // into layer `layer`'s buffers without moving offset(), and returns the whole buffers
+  // (B, H, capacity(), D). The shapes do not depend on the position, so a decoding step built on
+  // it replays as one CUDA graph (LlamaForCausalLM::decode_step). The buffers must exist already.
+  std::pair<array, array> write_at(int layer, const array& k, const array& v, const array& position);
+  // Sets offset() (at most capacity()) after steps that wrote with write_at.
+  void set_offset(int64_t offset);
+  // Whether every layer has its buffers.
+  bool allocated() const;
   // Makes room for `positions` in all without growing again (takes effect at the next update
   // for layers not yet allocated).
   void reserve(int64_t positions);

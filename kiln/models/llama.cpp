@@ -299,7 +299,7 @@ void Attention::fuse_projections() {
   qkv_t_ = fuse_linears({q_proj_, k_proj_, v_proj_}, &qkv_bias_);
 }
 
-array Attention::operator()(const array& x, KVCache* cache, int layer) const {
+array Attention::operator()(const array& x, KVCache* cache, int layer, const StepAt* at) const {
   int64_t B = x.shape(0), L = x.shape(1);
   // (B, L, H * D) -> (B, H, L, D) as views; rope writes them contiguous.
   auto heads = [&](const array& y, int h) { return transpose(reshape(y, {B, L, h, head_dim_}), {0, 2, 1, 3}); };
@@ -319,8 +319,16 @@ array Attention::operator()(const array& x, KVCache* cache, int layer) const {
   array q = heads(*q_, n_heads_);
   array k = heads(*k_, n_kv_heads_);
   array v = heads(*v_, n_kv_heads_);
-  int offset = cache ? static_cast<int>(cache->offset()) : 0;
   std::optional<float> base = rope_freqs_ ? std::nullopt : std::optional<float>(rope_theta_);
+  if (at) {
+    if (!cache || L != 1) fail<ValueError>("[llama] a step at an array position takes one token and a cache");
+    q = fast::rope(q, head_dim_, false, base, 1.0f, at->position, rope_freqs_);
+    k = fast::rope(k, head_dim_, false, base, 1.0f, at->position, rope_freqs_);
+    std::tie(k, v) = cache->write_at(layer, k, v, at->position);
+    array o = fast::scaled_dot_product_attention(q, k, v, scale_, at->mask);
+    return (*o_proj_)(reshape(transpose(o, {0, 2, 1, 3}), {B, L, int64_t{n_heads_} * head_dim_}));
+  }
+  int offset = cache ? static_cast<int>(cache->offset()) : 0;
   q = fast::rope(q, head_dim_, false, base, 1.0f, offset, rope_freqs_);
   k = fast::rope(k, head_dim_, false, base, 1.0f, offset, rope_freqs_);
   if (cache) std::tie(k, v) = cache->update(layer, k, v);
@@ -374,8 +382,8 @@ void DecoderLayer::fuse_projections() {
   mlp_->fuse_projections();
 }
 
-array DecoderLayer::operator()(const array& x, KVCache* cache, int layer) const {
-  array h = add(x, (*self_attn_)((*input_layernorm_)(x), cache, layer));
+array DecoderLayer::operator()(const array& x, KVCache* cache, int layer, const StepAt* at) const {
+  array h = add(x, (*self_attn_)((*input_layernorm_)(x), cache, layer, at));
   return add(h, (*mlp_)((*post_attention_layernorm_)(h)));
 }
 
@@ -387,9 +395,9 @@ LlamaModel::LlamaModel(const LlamaConfig& c, Dtype dtype) {
   norm_ = register_module("norm", std::make_shared<nn::RMSNorm>(c.hidden_size, c.rms_norm_eps, dtype));
 }
 
-array LlamaModel::operator()(const array& ids, KVCache* cache) const {
+array LlamaModel::operator()(const array& ids, KVCache* cache, const StepAt* at) const {
   array h = (*embed_tokens_)(ids);
-  for (size_t i = 0; i < layers_.size(); ++i) h = (*layers_[i])(h, cache, static_cast<int>(i));
+  for (size_t i = 0; i < layers_.size(); ++i) h = (*layers_[i])(h, cache, static_cast<int>(i), at);
   return h;  // normed by the caller, after picking the positions it needs
 }
 
@@ -511,6 +519,30 @@ std::unique_ptr<LlamaForCausalLM> load_llama(const std::string& path, std::optio
   model->eval();
   model->fuse_projections();
   return model;
+}
+
+array LlamaForCausalLM::decode_step(const array& ids, const array& position, const array& mask,
+                                    KVCache& cache) const {
+  if (ids.ndim() != 2 || ids.shape(0) != 1 || ids.shape(1) != 1 || !is_integer(ids.dtype())) {
+    fail<ValueError>("[llama] decode_step takes ids of shape (1, 1), got ", ids.shape(), " ", ids.dtype());
+  }
+  if (cache.num_layers() != config_.num_hidden_layers || !cache.allocated()) {
+    fail<ValueError>("[llama] decode_step needs a cache of this model that holds the prompt already");
+  }
+  if (mask.ndim() != 4 || mask.shape(3) != cache.capacity() || mask.dtype() != bool_) {
+    fail<ValueError>("[llama] decode_step's mask must be (1, 1, 1, ", cache.capacity(), ") bool, got ", mask.shape(),
+                     " ", mask.dtype());
+  }
+  StepAt at{position, mask};
+  array h = model_->norm()((*model_)(ids, &cache, &at));
+  return lm_head_ ? (*lm_head_)(h) : model_->embed_tokens().as_linear(h);
+}
+
+array LlamaForCausalLM::decode_mask(int64_t position, int64_t capacity) const {
+  std::vector<uint8_t> m(static_cast<size_t>(capacity));
+  const int64_t window = config_.sliding_window;
+  for (int64_t j = 0; j < capacity; ++j) m[j] = j <= position && (window <= 0 || j > position - window);
+  return array(m.data(), Shape{1, 1, 1, capacity}, bool_);
 }
 
 }  // namespace kiln::models

@@ -62,12 +62,21 @@ struct LlamaConfig {
   void validate() const;
 };
 
+// A decoding step whose position lives in arrays (LlamaForCausalLM::decode_step): the int32
+// position of the token and the boolean mask (1, 1, 1, capacity) of the cache positions it sees.
+struct StepAt {
+  array position;
+  array mask;
+};
+
 class Attention : public nn::Module {
  public:
   explicit Attention(const LlamaConfig& c, Dtype dtype);
   // x (B, L, hidden) -> (B, L, hidden); appends this step's keys and values to `cache`
-  // (layer `layer`) and attends causally over everything cached.
-  array operator()(const array& x, KVCache* cache, int layer) const;
+  // (layer `layer`) and attends causally over everything cached. With `at` (one token), the
+  // keys and values are written at at->position and attention covers the cache's whole
+  // capacity under at->mask.
+  array operator()(const array& x, KVCache* cache, int layer, const StepAt* at = nullptr) const;
   // Stores q/k/v as row slices of one (q + 2 kv, hidden) matrix, so that one matrix product
   // computes all three. The parameters keep their names and shapes (they become views).
   void fuse_projections();
@@ -96,7 +105,7 @@ class MLP : public nn::Module {
 class DecoderLayer : public nn::Module {
  public:
   DecoderLayer(const LlamaConfig& c, Dtype dtype);
-  array operator()(const array& x, KVCache* cache, int layer) const;
+  array operator()(const array& x, KVCache* cache, int layer, const StepAt* at = nullptr) const;
   void fuse_projections();
 
  private:
@@ -109,7 +118,8 @@ class DecoderLayer : public nn::Module {
 class LlamaModel : public nn::Module {
  public:
   LlamaModel(const LlamaConfig& c, Dtype dtype);
-  array operator()(const array& ids, KVCache* cache) const;  // (B, L) -> (B, L, hidden), before the final norm
+  // (B, L) -> (B, L, hidden), before the final norm
+  array operator()(const array& ids, KVCache* cache, const StepAt* at = nullptr) const;
   const nn::Embedding& embed_tokens() const { return *embed_tokens_; }
   const nn::RMSNorm& norm() const { return *norm_; }
   void fuse_projections();
@@ -132,6 +142,15 @@ class LlamaForCausalLM : public nn::Module {
 
   // A cache sized for this model (grown as needed; reserve to avoid growing).
   KVCache make_cache() const;
+
+  // One decoding step, ids (1, 1) -> logits (1, 1, vocab), for a token at `position` (int32
+  // scalar array) given `mask` (1, 1, 1, cache.capacity()) bool, true at the cache positions it
+  // sees (0 .. position, and the sliding window's bound). The cache's buffers must already hold
+  // position + 1; its offset() is not moved. No shape depends on the position: the step replays
+  // as one CUDA graph (kiln/capture.h), which text::generate does on the GPU.
+  array decode_step(const array& ids, const array& position, const array& mask, KVCache& cache) const;
+  // The mask decode_step wants for `position` (made on the host; sliding window included).
+  array decode_mask(int64_t position, int64_t capacity) const;
 
   // Fuses q/k/v and gate/up into single matrix products (fewer, larger kernels for decoding).
   // Parameters keep their names and shapes; updating one later undoes the fusion for its layer.

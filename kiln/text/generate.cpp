@@ -1,11 +1,15 @@
 #include "kiln/text/generate.h"
 
 #include <chrono>
+#include <cstdlib>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "kiln/capture.h"
+#include "kiln/device.h"
 #include "kiln/errors.h"
 #include "kiln/eval.h"
 #include "kiln/io/gguf.h"
@@ -133,6 +137,26 @@ GenerationStats generate(const LanguageModel& lm, const std::vector<int32_t>& pr
   array y = step(array(prompt, Shape{1, static_cast<int64_t>(prompt.size())}));
   async_eval({y});
 
+  // On the GPU each decoding step replays one CUDA graph (kiln/capture.h): the step's position
+  // and attention mask are inputs, so its shapes never change (the cache holds every position
+  // reserved above). KILN_DECODE_GRAPH=0 turns it off.
+  const char* graph_env = std::getenv("KILN_DECODE_GRAPH");
+  const bool use_graph = default_device().type == Device::gpu && !(graph_env && std::string(graph_env) == "0") &&
+                         cache.capacity() >= base + static_cast<int64_t>(prompt.size()) + opt.max_tokens;
+  std::optional<CapturedFunction> graph;
+  if (use_graph) {
+    graph.emplace([&](const std::vector<array>& in) {
+      return std::vector<array>{model.decode_step(in[0], in[1], in[2], cache)};
+    });
+  }
+  int64_t position = base + static_cast<int64_t>(prompt.size());  // of the next token fed
+  auto decode = [&](const array& ids) {
+    if (!graph) return step(ids);
+    array logits = (*graph)({ids, array(static_cast<int32_t>(position)), model.decode_mask(position, cache.capacity())})[0];
+    cache.set_offset(++position);
+    return sampler(logits, history);
+  };
+
   StreamDecoder decoder(*lm.tokenizer);
   std::string text;    // everything decoded so far
   size_t emitted = 0;  // bytes of it given to on_text
@@ -148,7 +172,7 @@ GenerationStats generate(const LanguageModel& lm, const std::vector<int32_t>& pr
     bool more = i + 1 < opt.max_tokens;
     std::optional<array> next;
     if (more && !sampler.uses_history()) {
-      next = step(reshape(y, {1, 1}));
+      next = decode(reshape(y, {1, 1}));
       async_eval({*next});
     }
     int32_t tok = y.item<int32_t>();
@@ -179,7 +203,7 @@ GenerationStats generate(const LanguageModel& lm, const std::vector<int32_t>& pr
     }
     if (!more) break;
     if (!next) {
-      next = step(reshape(y, {1, 1}));
+      next = decode(reshape(y, {1, 1}));
       async_eval({*next});
     }
     y = *next;

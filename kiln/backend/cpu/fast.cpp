@@ -116,10 +116,12 @@ void rope_typed(const RoPE& p, const std::vector<array>& inputs, array& out) {
     const float lb = std::log2(p.base);
     for (int i = 0; i < half; ++i) inv[i] = fast_math::rope_inv_freq(i, p.dims, lb, p.scale);
   }
+  const int64_t offset =
+      p.offset + (p.has_offset_array ? int64_t{inputs[1 + p.has_freqs].host_data<int32_t>()[0]} : int64_t{0});
   std::vector<A> cs(static_cast<size_t>(L) * half), sn(cs.size());
   parallel_for(L, row_grain(half * 16), [&](int64_t b, int64_t e) {
     for (int64_t l = b; l < e; ++l) {
-      const float pos = static_cast<float>(p.offset + l);
+      const float pos = static_cast<float>(offset + l);
       for (int i = 0; i < half; ++i) {
         float theta = pos * inv[i];
         cs[l * half + i] = static_cast<A>(std::cos(theta));

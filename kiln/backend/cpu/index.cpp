@@ -1,6 +1,7 @@
 // CPU kernels of the structural and indexing primitives: concatenate, slice_update, gather,
 // scatter and the diagonal view. Kernels that only move elements dispatch on the element size.
 #include <algorithm>
+#include <cstring>
 
 #include "kiln/backend/common/scatter_ops.h"
 #include "kiln/backend/cpu/utils.h"
@@ -55,6 +56,28 @@ void slice_update_kernel(const Primitive& p, const std::vector<array>& inputs, a
     using U = decltype(tag);
     strided_copy<U>(inputs[1], out.host_data_mut<U>() + off, rs);
   });
+}
+
+// The update's rows (outer, len, inner) land at rows (outer, start + a, inner) of the output.
+void dynamic_slice_update_kernel(const Primitive& p, const std::vector<array>& inputs, array& out) {
+  const int axis = static_cast<const DynamicSliceUpdate&>(p).axis;
+  if (donate_buffer(inputs[0], out)) {
+    out.buffer()->read_host();
+  } else {
+    find_kernel(Backend::cpu, "copy")(p, inputs, out);
+  }
+  const array& upd = inputs[1];
+  const int64_t dim = out.shape(axis), len = upd.shape(axis);
+  int64_t inner = 1, outer = 1;
+  for (int d = axis + 1; d < out.ndim(); ++d) inner *= out.shape(d);
+  for (int d = 0; d < axis; ++d) outer *= out.shape(d);
+  const int64_t start = std::clamp<int64_t>(inputs[2].host_data<int32_t>()[0], 0, dim - len);
+  const size_t item = out.itemsize();
+  const char* src = static_cast<const char*>(upd.buffer()->read_host()) + upd.offset() * item;
+  char* dst = static_cast<char*>(out.buffer()->write_host());
+  for (int64_t o = 0; o < outer; ++o) {
+    std::memcpy(dst + ((o * dim + start) * inner) * item, src + (o * len * inner) * item, len * inner * item);
+  }
 }
 
 // The index arrays of a gather or scatter node: each is read through its strides over the
@@ -220,6 +243,7 @@ void diagonal_kernel(const Primitive& p, const std::vector<array>& inputs, array
 void register_cpu_index() {
   register_kernel(Backend::cpu, "concatenate", concatenate_kernel);
   register_kernel(Backend::cpu, "slice_update", slice_update_kernel);
+  register_kernel(Backend::cpu, "dynamic_slice_update", dynamic_slice_update_kernel);
   register_kernel(Backend::cpu, "gather", gather_kernel);
   register_kernel(Backend::cpu, "scatter", scatter_kernel);
   register_kernel(Backend::cpu, "diagonal", diagonal_kernel);

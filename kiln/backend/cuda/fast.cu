@@ -226,7 +226,8 @@ __device__ __forceinline__ int64_t rope_row_offset(const RopeArgs& a, int64_t r)
 // D - dims features copied as they are. Angles in float32, as the CPU kernel computes them.
 template <class T>
 __global__ void __launch_bounds__(kBlock) rope_kernel(const T* __restrict__ x, const float* __restrict__ freqs,
-                                                      T* __restrict__ out, RopeArgs a) {
+                                                      const int32_t* __restrict__ offset, T* __restrict__ out,
+                                                      RopeArgs a) {
   using A = acc_t<T>;
   const int half = a.dims / 2;
   const int64_t per_row = half + (a.D - a.dims), n = a.rows * per_row;
@@ -238,7 +239,8 @@ __global__ void __launch_bounds__(kBlock) rope_kernel(const T* __restrict__ x, c
     if (j < half) {
       const int i = static_cast<int>(j);
       const float inv = freqs ? a.scale / freqs[i] : fast_math::rope_inv_freq(i, a.dims, a.log2_base, a.scale);
-      const float theta = static_cast<float>(a.offset + r % a.L) * inv;
+      const int64_t pos = a.offset + (offset ? *offset : 0) + r % a.L;
+      const float theta = static_cast<float>(pos) * inv;
       float sf, cf;
       sincosf(theta, &sf, &cf);
       const A s = sf, c = cf;
@@ -278,7 +280,8 @@ void rope_typed(const RoPE& p, const std::vector<array>& inputs, array& out) {
   a.sD = in.strides().back();
   const int64_t n = a.rows * (p.dims / 2 + (a.D - p.dims));
   const unsigned grid = static_cast<unsigned>(std::min<int64_t>(blocks_for(n, kBlock), int64_t{num_sms(out)} * 32));
-  rope_kernel<T><<<grid, kBlock, 0, stream_of(out)>>>(x, freqs, dst, a);
+  const int32_t* offset = p.has_offset_array ? in_ptr<int32_t>(inputs[1 + p.has_freqs], out) : nullptr;
+  rope_kernel<T><<<grid, kBlock, 0, stream_of(out)>>>(x, freqs, offset, dst, a);
   check_launch("rope");
 }
 

@@ -76,6 +76,40 @@ void slice_update_kernel(const Primitive& p, const std::vector<array>& inputs, a
   });
 }
 
+template <class U>
+__global__ void dynamic_update_dev(const U* __restrict__ upd, U* __restrict__ out, const int32_t* __restrict__ start,
+                                   int64_t n, int64_t dim, int64_t len, int64_t inner) {
+  const int64_t s0 = min(max(static_cast<int64_t>(*start), int64_t{0}), dim - len);
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t in = i % inner, a = (i / inner) % len, o = i / (inner * len);
+    out[(o * dim + s0 + a) * inner + in] = upd[i];
+  }
+}
+
+// The update's rows (outer, len, inner) land at rows (outer, start + a, inner); start is read on
+// the device.
+void dynamic_slice_update_kernel(const Primitive& p, const std::vector<array>& inputs, array& out) {
+  const int axis = static_cast<const DynamicSliceUpdate&>(p).axis;
+  if (donate_buffer(inputs[0], out)) {
+    out.buffer()->read_gpu(out.device().index, out.stream().index);
+  } else {
+    find_kernel(Backend::gpu, "copy")(p, inputs, out);
+  }
+  const array& upd = inputs[1];
+  const int64_t dim = out.shape(axis), len = upd.shape(axis), n = upd.size();
+  int64_t inner = 1;
+  for (int d = axis + 1; d < out.ndim(); ++d) inner *= out.shape(d);
+  if (n == 0) return;
+  const int32_t* start = in_ptr<int32_t>(inputs[2], out);
+  dispatch_bytes(out.itemsize(), [&](auto tag) {
+    using U = decltype(tag);
+    dynamic_update_dev<U><<<strided_blocks(out, n), kThreads, 0, stream_of(out)>>>(in_ptr<U>(upd, out), gpu_out<U>(out),
+                                                                                   start, n, dim, len, inner);
+    check_launch("dynamic_slice_update");
+  });
+}
+
 // ---- gather and scatter ----
 
 constexpr int kMaxIdx = kMaxDims;
@@ -368,6 +402,7 @@ void diagonal_kernel(const Primitive& p, const std::vector<array>& inputs, array
 void register_gpu_index() {
   register_kernel(Backend::gpu, "concatenate", concatenate_kernel);
   register_kernel(Backend::gpu, "slice_update", slice_update_kernel);
+  register_kernel(Backend::gpu, "dynamic_slice_update", dynamic_slice_update_kernel);
   register_kernel(Backend::gpu, "gather", gather_kernel);
   register_kernel(Backend::gpu, "scatter", scatter_kernel);
   register_kernel(Backend::gpu, "diagonal", diagonal_kernel);
