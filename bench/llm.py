@@ -119,6 +119,7 @@ def main():
     floor_tps = bw / k["decode_bytes_gb"]
     rows = [
         ("decode tokens/s (transformers eager)", k["decode_tokens_per_s"], hf.get("decode_tokens_per_s"), floor_tps),
+        ("decode tokens/s, CUDA graph per step", k.get("decode_graph_tokens_per_s"), None, floor_tps),
         ("prefill tokens/s, 2048 (transformers)", k["prefill_tokens_per_s"], hf.get("prefill_tokens_per_s"), None),
         ("time to first token ms, 2048 prompt", k["time_to_first_token_ms"], None, None),
         ("peak memory GB (transformers)", k["peak_memory_gb"], hf.get("peak_memory_gb"),

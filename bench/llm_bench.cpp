@@ -92,7 +92,7 @@ void bench_model(int layers, int prompt, int gen) {
   report("decode_bytes_gb", (weights - embed) / 1e9);
 
   models::KVCache cache = model.make_cache();
-  cache.reserve(prompt + gen + 1);
+  cache.reserve(prompt + gen + 8);
   array ids = random::randint(0, 128256, {1, prompt}, int32);
   ids.eval();
   reset_peak_memory();
@@ -139,6 +139,33 @@ void bench_model(int layers, int prompt, int gen) {
   double td = since(t0);
   report("decode_tokens_per_s", gen / td);
   report("decode_ms_per_token", td / gen * 1e3);
+
+  // The same steps replayed as one CUDA graph each, positions in arrays (text::generate's way
+  // on the GPU), from the same point of the cache.
+  if (default_device().type == Device::gpu) {
+    cache.trim(prompt + 1);
+    int64_t pos = cache.offset();
+    CapturedFunction graph([&](const std::vector<array>& in) {
+      return std::vector<array>{model.decode_step(in[0], in[1], in[2], cache)};
+    });
+    auto gstep = [&](const array& tok) {
+      array logits = graph({reshape(tok, {1, 1}), array(static_cast<int32_t>(pos)),
+                            model.decode_mask(pos, cache.capacity())})[0];
+      cache.set_offset(++pos);
+      return astype(argmax(logits, -1), int32);
+    };
+    for (int i = 0; i < 2; ++i) y = gstep(y);  // eager, then captured
+    (void)y.item<int32_t>();
+    auto tg = Clock::now();
+    const int steps = gen - 4;
+    for (int i = 0; i < steps; ++i) {
+      array next = gstep(y);
+      (void)y.item<int32_t>();
+      y = next;
+    }
+    (void)y.item<int32_t>();
+    report("decode_graph_tokens_per_s", steps / since(tg));
+  }
   report("kv_cache_gb", cache.nbytes() / 1e9);
   report("peak_memory_gb", get_peak_memory() / 1e9);
 }

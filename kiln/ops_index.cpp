@@ -487,18 +487,18 @@ array slice_update(const array& src, const array& update, Shape start, Shape sto
   return array(src.shape(), src.dtype(), std::make_shared<SliceUpdate>(sp.start, sp.step), {src, upd}, st);
 }
 
-array slice_update(const array& src, const array& update, const array& start, int axis, StreamOrDevice s) {
+array dynamic_slice_update(const array& src, const array& update, const array& start, int axis, StreamOrDevice s) {
   const int nd = src.ndim();
-  if (axis < -nd || axis >= nd) fail<ValueError>("[slice_update] axis ", axis, " is out of range for ", nd, " dimensions");
+  if (axis < -nd || axis >= nd) fail<ValueError>("[dynamic_slice_update] axis ", axis, " is out of range for ", nd, " dimensions");
   if (axis < 0) axis += nd;
   if (start.size() != 1 || !is_integer(start.dtype())) {
-    fail<ValueError>("[slice_update] start must be an integer scalar array, got shape ", start.shape(), " ",
+    fail<ValueError>("[dynamic_slice_update] start must be an integer scalar array, got shape ", start.shape(), " ",
                      start.dtype());
   }
   bool ok = update.ndim() == nd && update.shape(axis) <= src.shape(axis);
   for (int d = 0; ok && d < nd; ++d) ok = d == axis || update.shape(d) == src.shape(d);
   if (!ok) {
-    fail<ValueError>("[slice_update] update of shape ", update.shape(), " does not fit src of shape ", src.shape(),
+    fail<ValueError>("[dynamic_slice_update] update of shape ", update.shape(), " does not fit src of shape ", src.shape(),
                      " along axis ", axis);
   }
   Stream st = to_stream(s);

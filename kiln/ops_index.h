@@ -68,7 +68,8 @@ array slice_update(const array& src, const array& update, Shape start, Shape sto
 // scalar array read when the kernel runs (clamped so that the update fits), so a replayed graph
 // can move it. update has src's shape except along axis. Written in place when src's buffer is
 // not shared (a KV cache).
-array slice_update(const array& src, const array& update, const array& start, int axis, StreamOrDevice s = {});
+array dynamic_slice_update(const array& src, const array& update, const array& start, int axis,
+                           StreamOrDevice s = {});
 
 // Elements at integer indices along axis (of the flattened array when axis is empty); the
 // indices' shape takes the place of that axis.

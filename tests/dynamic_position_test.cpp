@@ -1,5 +1,5 @@
 // The operations whose position is an array read when the kernel runs (so that a replayed CUDA
-// graph can move it): rope with an offset array, slice_update with a start array. Each must
+// graph can move it): rope with an offset array, dynamic_slice_update with a start array. Each must
 // equal its static counterpart on fresh random inputs, on every device.
 #include <gtest/gtest.h>
 
@@ -40,23 +40,23 @@ TEST(DynamicPosition, SliceUpdateAtAnArrayPosition) {
       for (int start : {0, 5, 8, 9, -3}) {
         const int clamped = std::min(std::max(start, 0), 8);
         array want = slice_update(copy(src, d), copy(upd, d), {0, 0, clamped, 0}, {2, 3, clamped + 2, 4});
-        array got = slice_update(copy(src, d), copy(upd, d), copy(array(start), d), 2);
+        array got = dynamic_slice_update(copy(src, d), copy(upd, d), copy(array(start), d), 2);
         EXPECT_EQ(test::to_doubles(got), test::to_doubles(want)) << test::device_name(d) << " start " << start;
       }
       // In place when the source is not shared: the update lands in the same buffer.
       array s = copy(src, d);
       s.eval();
       const void* before = s.buffer().get();
-      s = slice_update(s, copy(upd, d), copy(array(1), d), 2);
+      s = dynamic_slice_update(s, copy(upd, d), copy(array(1), d), 2);
       s.eval();
       EXPECT_EQ(s.buffer().get(), before) << test::device_name(d);
     }
   }
   array src = zeros({2, 3, 10, 4});
-  KILN_EXPECT_THROW_MSG(slice_update(src, zeros({2, 3, 11, 4}), array(0), 2), ValueError, "does not fit");
-  KILN_EXPECT_THROW_MSG(slice_update(src, zeros({2, 2, 1, 4}), array(0), 2), ValueError, "does not fit");
-  KILN_EXPECT_THROW_MSG(slice_update(src, zeros({2, 3, 1, 4}), array(0.5f), 2), ValueError, "integer scalar");
-  KILN_EXPECT_THROW_MSG(slice_update(src, zeros({2, 3, 1, 4}), array(0), 4), ValueError, "out of range");
+  KILN_EXPECT_THROW_MSG(dynamic_slice_update(src, zeros({2, 3, 11, 4}), array(0), 2), ValueError, "does not fit");
+  KILN_EXPECT_THROW_MSG(dynamic_slice_update(src, zeros({2, 2, 1, 4}), array(0), 2), ValueError, "does not fit");
+  KILN_EXPECT_THROW_MSG(dynamic_slice_update(src, zeros({2, 3, 1, 4}), array(0.5f), 2), ValueError, "integer scalar");
+  KILN_EXPECT_THROW_MSG(dynamic_slice_update(src, zeros({2, 3, 1, 4}), array(0), 4), ValueError, "out of range");
   test::note_gpu_skip();
 }
 

@@ -59,8 +59,8 @@ std::pair<array, array> KVCache::write_at(int layer, const array& k, const array
   auto& V = values_[layer];
   if (!K) fail<ValueError>("[KVCache] write_at needs layer ", layer, "'s buffers (fill the cache with update first)");
   // Reassigning drops our handle to the previous state, so the update is written in place.
-  K = slice_update(*K, k, position, 2);
-  V = slice_update(*V, v, position, 2);
+  K = dynamic_slice_update(*K, k, position, 2);
+  V = dynamic_slice_update(*V, v, position, 2);
   return {*K, *V};
 }
 
