@@ -42,6 +42,20 @@ def cuda_time(fn, reps=50):
     return sorted(ts)[len(ts) // 2]
 
 
+def graph_time(fn):
+    """fn's GPU time: captured once as a CUDA graph, then replayed."""
+    import torch
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        fn()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn()
+    return cuda_time(g.replay)
+
+
 def torch_attention():
     import torch
     import torch.nn.functional as F
@@ -54,7 +68,9 @@ def torch_attention():
             q = torch.randn(1, H, 1, D, device="cuda", dtype=torch.bfloat16)
             k = torch.randn(1, kv, L, D, device="cuda", dtype=torch.bfloat16)
             v = torch.randn_like(k)
-            r[f"attn_decode_kv{kv}_L{L}_us"] = cuda_time(lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=kv != H)) * 1e6
+            fn = lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=kv != H)
+            r[f"attn_decode_kv{kv}_L{L}_us"] = cuda_time(fn) * 1e6
+            r[f"attn_decode_graph_kv{kv}_L{L}_us"] = graph_time(fn) * 1e6
     L = 4096
     for kv in (32, 8, 1):
         q = torch.randn(1, H, L, D, device="cuda", dtype=torch.bfloat16)
@@ -129,7 +145,9 @@ def main():
         kv = int(key.split("_kv")[1].split("_")[0])
         L = int(key.split("_L")[1].split("_")[0])
         floor = 2 * kv * L * 128 * 2 / (bw * 1e9) * 1e6
-        rows.append((f"attention decode us, kv heads {kv}, {L} keys (torch)", k[key], t.get(key), floor))
+        graph = "_graph" in key
+        rows.append((f"attention decode us{' (graph)' if graph else ''}, kv {kv}, {L} keys (torch)", k[key],
+                     t.get(key), floor))
     for key in sorted(x for x in k if x.startswith("attn_prefill")):
         rows.append((f"attention prefill TFLOP/s causal 4096, kv {key.split('_kv')[1].split('_')[0]} (torch)",
                      k[key], t.get(key), None))
