@@ -300,6 +300,17 @@ void Attention::fuse_projections() {
 }
 
 array Attention::operator()(const array& x, KVCache* cache, int layer, const StepAt* at) const {
+  return attend(x, std::nullopt, cache, layer, at);
+}
+
+array Attention::operator()(const array& x, const array& residual, KVCache* cache, int layer,
+                            const StepAt* at) const {
+  return attend(x, residual, cache, layer, at);
+}
+
+array Attention::attend(const array& x, const std::optional<array>& residual, KVCache* cache, int layer,
+                        const StepAt* at) const {
+  auto out_proj = [&](const array& o) { return residual ? (*o_proj_)(o, *residual) : (*o_proj_)(o); };
   int64_t B = x.shape(0), L = x.shape(1);
   // (B, L, H * D) -> (B, H, L, D) as views; rope writes them contiguous.
   auto heads = [&](const array& y, int h) { return transpose(reshape(y, {B, L, h, head_dim_}), {0, 2, 1, 3}); };
@@ -326,7 +337,7 @@ array Attention::operator()(const array& x, KVCache* cache, int layer, const Ste
     k = fast::rope(k, head_dim_, false, base, 1.0f, at->position, rope_freqs_);
     std::tie(k, v) = cache->write_at(layer, k, v, at->position);
     array o = fast::scaled_dot_product_attention(q, k, v, scale_, at->mask);
-    return (*o_proj_)(reshape(transpose(o, {0, 2, 1, 3}), {B, L, int64_t{n_heads_} * head_dim_}));
+    return out_proj(reshape(transpose(o, {0, 2, 1, 3}), {B, L, int64_t{n_heads_} * head_dim_}));
   }
   int offset = cache ? static_cast<int>(cache->offset()) : 0;
   q = fast::rope(q, head_dim_, false, base, 1.0f, offset, rope_freqs_);
@@ -344,7 +355,7 @@ array Attention::operator()(const array& x, KVCache* cache, int layer, const Ste
     return fast::scaled_dot_product_attention(q, k, v, scale_, std::nullopt, /*causal=*/L > 1);
   }();
   o = reshape(transpose(o, {0, 2, 1, 3}), {B, L, int64_t{n_heads_} * head_dim_});
-  return (*o_proj_)(o);
+  return out_proj(o);
 }
 
 MLP::MLP(int64_t hidden, int64_t intermediate, Dtype dtype) {
@@ -355,7 +366,12 @@ MLP::MLP(int64_t hidden, int64_t intermediate, Dtype dtype) {
 
 void MLP::fuse_projections() { gate_up_t_ = fuse_linears({gate_proj_, up_proj_}, nullptr); }
 
-array MLP::operator()(const array& x) const {
+array MLP::operator()(const array& x) const { return forward(x, std::nullopt); }
+
+array MLP::operator()(const array& x, const array& residual) const { return forward(x, residual); }
+
+array MLP::forward(const array& x, const std::optional<array>& residual) const {
+  auto down = [&](const array& h) { return residual ? (*down_proj_)(h, *residual) : (*down_proj_)(h); };
   if (still_fused(gate_up_t_, std::nullopt, {gate_proj_.get(), up_proj_.get()})) {
     array y = matmul(x, *gate_up_t_);
     Shape lo(y.ndim(), 0), mid = y.shape(), hi = y.shape();
@@ -363,9 +379,9 @@ array MLP::operator()(const array& x) const {
     mid.back() = n;
     Shape start_up = lo;
     start_up.back() = n;
-    return (*down_proj_)(fast::silu_mul(slice(y, lo, mid), slice(y, start_up, hi)));
+    return down(fast::silu_mul(slice(y, lo, mid), slice(y, start_up, hi)));
   }
-  return (*down_proj_)(fast::silu_mul((*gate_proj_)(x), (*up_proj_)(x)));
+  return down(fast::silu_mul((*gate_proj_)(x), (*up_proj_)(x)));
 }
 
 DecoderLayer::DecoderLayer(const LlamaConfig& c, Dtype dtype) {
@@ -383,8 +399,8 @@ void DecoderLayer::fuse_projections() {
 }
 
 array DecoderLayer::operator()(const array& x, KVCache* cache, int layer, const StepAt* at) const {
-  array h = add(x, (*self_attn_)((*input_layernorm_)(x), cache, layer, at));
-  return add(h, (*mlp_)((*post_attention_layernorm_)(h)));
+  array h = (*self_attn_)((*input_layernorm_)(x), x, cache, layer, at);
+  return (*mlp_)((*post_attention_layernorm_)(h), h);
 }
 
 LlamaModel::LlamaModel(const LlamaConfig& c, Dtype dtype) {

@@ -77,6 +77,9 @@ class Attention : public nn::Module {
   // keys and values are written at at->position and attention covers the cache's whole
   // capacity under at->mask.
   array operator()(const array& x, KVCache* cache, int layer, const StepAt* at = nullptr) const;
+  // The same plus `residual`, added inside the output projection's product.
+  array operator()(const array& x, const array& residual, KVCache* cache, int layer,
+                   const StepAt* at = nullptr) const;
   // Stores q/k/v as row slices of one (q + 2 kv, hidden) matrix, so that one matrix product
   // computes all three. The parameters keep their names and shapes (they become views).
   void fuse_projections();
@@ -88,6 +91,8 @@ class Attention : public nn::Module {
   int64_t sliding_window_;
   float rope_theta_;
   std::optional<array> rope_freqs_;  // 1 / inv_freq when the frequencies are scaled
+  array attend(const array& x, const std::optional<array>& residual, KVCache* cache, int layer,
+               const StepAt* at) const;
   std::shared_ptr<nn::Linear> q_proj_, k_proj_, v_proj_, o_proj_;
 };
 
@@ -95,9 +100,12 @@ class MLP : public nn::Module {
  public:
   MLP(int64_t hidden, int64_t intermediate, Dtype dtype);
   array operator()(const array& x) const;  // down(silu(gate(x)) * up(x))
+  // residual + down(...), the sum inside the down projection's product.
+  array operator()(const array& x, const array& residual) const;
   void fuse_projections();                 // gate and up as one matrix, as Attention's
 
  private:
+  array forward(const array& x, const std::optional<array>& residual) const;
   std::shared_ptr<nn::Linear> gate_proj_, up_proj_, down_proj_;
   std::optional<array> gate_up_t_;
 };

@@ -48,19 +48,26 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Dtype dtype
   if (bias) register_parameter("bias", init({out_features}));
 }
 
+// A transposed view of the weight: matmul reads it in place.
+array Linear::weight_t(StreamOrDevice s) const {
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  const array& w = weight();
+  if (!weight_t_ || !weight_of_->is_same(w)) {
+    weight_of_ = w;
+    weight_t_ = transpose(w, s);
+  }
+  return *weight_t_;
+}
+
 array Linear::operator()(const array& x, StreamOrDevice s) const {
   check_features("Linear", x, in_);
-  // A transposed view of the weight: matmul reads it in place.
-  array wt = [&] {
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    const array& w = weight();
-    if (!weight_t_ || !weight_of_->is_same(w)) {
-      weight_of_ = w;
-      weight_t_ = transpose(w, s);
-    }
-    return *weight_t_;
-  }();
-  array y = matmul(x, wt, s);
+  array y = matmul(x, weight_t(s), s);
+  return has_bias() ? add(y, parameter("bias"), s) : y;
+}
+
+array Linear::operator()(const array& x, const array& residual, StreamOrDevice s) const {
+  check_features("Linear", x, in_);
+  array y = addmm(residual, x, weight_t(s), 1.0, 1.0, s);
   return has_bias() ? add(y, parameter("bias"), s) : y;
 }
 

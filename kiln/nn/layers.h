@@ -18,6 +18,9 @@ class Linear : public Module {
   Linear(int64_t in_features, int64_t out_features, bool bias = true, Dtype dtype = float32);
   // x (..., in) -> (..., out).
   array operator()(const array& x, StreamOrDevice s = {}) const;
+  // residual + x @ weight^T (+ bias) with the sum fused into the product (addmm): a residual
+  // connection that costs no extra pass.
+  array operator()(const array& x, const array& residual, StreamOrDevice s = {}) const;
 
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
@@ -25,6 +28,7 @@ class Linear : public Module {
   bool has_bias() const { return has_parameter("bias"); }
 
  private:
+  array weight_t(StreamOrDevice s) const;
   int64_t in_, out_;
   // The transposed view of the weight, kept between calls (rebuilt when the weight changes), so
   // that each call adds only the product to the graph.

@@ -21,7 +21,7 @@ constexpr int kUnroll = 4;  // 16-byte loads of W in flight per lane
 template <class T, int MR>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_kernel(const T* __restrict__ a, int64_t lda, const T* __restrict__ w, int64_t ldw, T* __restrict__ c,
-                int M, int64_t N, int64_t K) {
+                const T* __restrict__ residual, int M, int64_t N, int64_t K) {
   constexpr int V = 16 / sizeof(T);
   const int lane = threadIdx.x % 32;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
@@ -68,21 +68,22 @@ __global__ void __launch_bounds__(kGemvThreads)
   if (lane == 0) {
 #pragma unroll
     for (int m = 0; m < MR; ++m)
-      if (m < M) c[m * N + n] = convert<T>(acc[m]);
+      if (m < M) c[m * N + n] = convert<T>(residual ? acc[m] + static_cast<float>(residual[m * N + n]) : acc[m]);
   }
 }
 
 template <class T, int MR>
-void launch(const T* a, int64_t lda, const T* w, int64_t ldw, T* c, int M, int64_t N, int64_t K, cudaStream_t st) {
+void launch(const T* a, int64_t lda, const T* w, int64_t ldw, T* c, const T* residual, int M, int64_t N, int64_t K,
+            cudaStream_t st) {
   const int64_t blocks = (N + kGemvWarps - 1) / kGemvWarps;
-  gemv_kernel<T, MR><<<static_cast<unsigned>(blocks), kGemvThreads, 0, st>>>(a, lda, w, ldw, c, M, N, K);
+  gemv_kernel<T, MR><<<static_cast<unsigned>(blocks), kGemvThreads, 0, st>>>(a, lda, w, ldw, c, residual, M, N, K);
   check_launch("matmul");
 }
 
 }  // namespace
 
 template <class T>
-bool try_gemv(const array& a, const array& b, const array& out, T* c) {
+bool try_gemv(const array& a, const array& b, const array& out, T* c, const T* residual) {
   constexpr int V = 16 / sizeof(T);
   const int64_t K = a.shape().back();
   gemm::Plan p = gemm::make_plan(out.shape(), K, a.strides(), b.strides());
@@ -98,19 +99,19 @@ bool try_gemv(const array& a, const array& b, const array& out, T* c) {
   const int64_t lda = p.M > 1 ? p.a.ld : K, ldw = p.N > 1 ? p.b.ld : K;
   cudaStream_t st = stream_of(out);
   if (M == 1) {
-    launch<T, 1>(ap, lda, wp, ldw, c, M, p.N, K, st);
+    launch<T, 1>(ap, lda, wp, ldw, c, residual, M, p.N, K, st);
   } else if (M == 2) {
-    launch<T, 2>(ap, lda, wp, ldw, c, M, p.N, K, st);
+    launch<T, 2>(ap, lda, wp, ldw, c, residual, M, p.N, K, st);
   } else if (M <= 4) {
-    launch<T, 4>(ap, lda, wp, ldw, c, M, p.N, K, st);
+    launch<T, 4>(ap, lda, wp, ldw, c, residual, M, p.N, K, st);
   } else {
-    launch<T, 8>(ap, lda, wp, ldw, c, M, p.N, K, st);
+    launch<T, 8>(ap, lda, wp, ldw, c, residual, M, p.N, K, st);
   }
   return true;
 }
 
-template bool try_gemv<float>(const array&, const array&, const array&, float*);
-template bool try_gemv<float16_t>(const array&, const array&, const array&, float16_t*);
-template bool try_gemv<bfloat16_t>(const array&, const array&, const array&, bfloat16_t*);
+template bool try_gemv<float>(const array&, const array&, const array&, float*, const float*);
+template bool try_gemv<float16_t>(const array&, const array&, const array&, float16_t*, const float16_t*);
+template bool try_gemv<bfloat16_t>(const array&, const array&, const array&, bfloat16_t*, const bfloat16_t*);
 
 }  // namespace kiln::cuda

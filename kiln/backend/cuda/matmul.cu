@@ -486,6 +486,16 @@ void addmm_kernel(const Primitive& p, const std::vector<array>& inputs, array& o
   const auto& prim = static_cast<const AddMM&>(p);
   const array &a = inputs[0], &b = inputs[1];
   KILN_DISPATCH_INEXACT("addmm", out.dtype(), {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, float16_t> || std::is_same_v<T, bfloat16_t>) {
+      // Decoding's residual connections: c + a @ W^T in the matrix-vector kernel, c read in place.
+      const array& cin = inputs[2];
+      if (prim.alpha == 1.0 && prim.beta == 1.0 && cin.shape() == out.shape() && cin.row_contiguous() &&
+          a.shape().back() > 0 && out.size() > 0) {
+        const T* residual = in_ptr<T>(cin, out);
+        T* c = alloc_out<T>(out);
+        if (try_gemv<T>(a, b, out, c, residual)) return;
+      }
+    }
     T* c;
     if (prim.beta != 0.0) {
       find_kernel(Backend::gpu, "copy")(p, {inputs[2]}, out);  // c becomes the GEMM's C
