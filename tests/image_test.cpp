@@ -583,24 +583,29 @@ TEST(ImageTransforms, ResizeMatchesTorchvision) {
       KILN_EXPECT_THROW_MSG(vision::resize(c.input, c.size, c.antialias, c.max_size), ValueError, "[resize]");
       continue;
     }
-    array out = vision::resize(c.input, c.size, c.antialias, c.max_size);
-    EXPECT_EQ(out.dtype(), c.input.dtype());
-    Shape want = shape_of(r.result["resize"][i]);
-    std::string file = r.file("resize_" + std::to_string(i));
-    if (c.input.dtype() == uint8) {
-      auto ref = read_raw<uint8_t>(file);
-      EXPECT_TRUE(same_pixels(out, want, ref, 1));
-      exact += same_pixels(out, want, ref, 0) ? 1 : 0;
-      ++compared;
-    } else {
-      ASSERT_EQ(out.shape(), want);
-      std::vector<double> ref;
-      if (c.input.dtype() == float32) {
-        for (float v : read_raw<float>(file)) ref.push_back(v);
+    for (Device d : test::devices()) {
+      // On a GPU: the matrix-product path, within one uint8 level too.
+      array out = vision::resize(copy(c.input, d), c.size, c.antialias, c.max_size, d);
+      EXPECT_EQ(out.dtype(), c.input.dtype());
+      Shape want = shape_of(r.result["resize"][i]);
+      std::string file = r.file("resize_" + std::to_string(i));
+      if (c.input.dtype() == uint8) {
+        auto ref = read_raw<uint8_t>(file);
+        EXPECT_TRUE(same_pixels(out, want, ref, 1)) << test::device_name(d);
+        if (d.type == Device::cpu) {
+          exact += same_pixels(out, want, ref, 0) ? 1 : 0;
+          ++compared;
+        }
       } else {
-        ref = read_raw<double>(file);
+        ASSERT_EQ(out.shape(), want);
+        std::vector<double> ref;
+        if (c.input.dtype() == float32) {
+          for (float v : read_raw<float>(file)) ref.push_back(v);
+        } else {
+          ref = read_raw<double>(file);
+        }
+        KILN_EXPECT_CLOSE(test::to_doubles(out), ref, float32, what.str() + " " + test::device_name(d));
       }
-      KILN_EXPECT_CLOSE(test::to_doubles(out), ref, float32, what.str());
     }
   }
   std::cout << "[   INFO   ] uint8 resizes equal to torchvision's: " << exact << " of " << compared
@@ -652,13 +657,15 @@ TEST(ImageTransforms, ImagenetPreprocessMatchesTorchvision) {
   NEED_TRANSFORMS(r);
   double worst = 0;
   for (size_t i = 0; i < r.imagenet.size(); ++i) {
-    array x = vision::imagenet_preprocess(r.imagenet[i]);
-    EXPECT_EQ(x.dtype(), float32);
-    double w = 0;
-    EXPECT_TRUE(within_one_step(x, shape_of(r.result["imagenet"][i]),
-                                read_raw<float>(r.file("imagenet_" + std::to_string(i))), w))
-        << "input of shape " << testing::PrintToString(r.imagenet[i].shape());
-    worst = std::max(worst, w);
+    for (Device d : test::devices()) {
+      array x = vision::imagenet_preprocess(copy(r.imagenet[i], d), d);
+      EXPECT_EQ(x.dtype(), float32);
+      double w = 0;
+      EXPECT_TRUE(within_one_step(x, shape_of(r.result["imagenet"][i]),
+                                  read_raw<float>(r.file("imagenet_" + std::to_string(i))), w))
+          << "input of shape " << testing::PrintToString(r.imagenet[i].shape()) << " " << test::device_name(d);
+      worst = std::max(worst, w);
+    }
   }
   std::cout << "[   INFO   ] largest difference from torchvision (uint8 tensor path): " << worst << " uint8 steps\n";
 }
@@ -668,12 +675,14 @@ TEST(ImageTransforms, PhotoPipelineMatchesPil) {
   NEED_TRANSFORMS(r);
   double worst = 0;
   for (size_t i = 0; i < r.photos.size(); ++i) {
-    array x = vision::imagenet_preprocess(io::load_image(r.photos[i]));
-    double w = 0;
-    EXPECT_TRUE(within_one_step(x, shape_of(r.result["imagenet_pil"][i]),
-                                read_raw<float>(r.file("pil_" + std::to_string(i))), w))
-        << r.photos[i];
-    worst = std::max(worst, w);
+    for (Device d : test::devices()) {
+      array x = vision::imagenet_preprocess(copy(io::load_image(r.photos[i]), d), d);
+      double w = 0;
+      EXPECT_TRUE(within_one_step(x, shape_of(r.result["imagenet_pil"][i]),
+                                  read_raw<float>(r.file("pil_" + std::to_string(i))), w))
+          << r.photos[i] << " " << test::device_name(d);
+      worst = std::max(worst, w);
+    }
   }
   // PIL's own resampler rounds its fixed-point weights differently from PyTorch's uint8 kernel.
   std::cout << "[   INFO   ] largest difference from the PIL pipeline: " << worst << " uint8 steps\n";

@@ -8,6 +8,7 @@
 #include "kiln/memory.h"
 #include "kiln/ops_elementwise.h"
 #include "kiln/ops_index.h"
+#include "kiln/ops_linalg.h"
 #include "kiln/ops_shape.h"
 
 namespace kiln::vision {
@@ -194,6 +195,40 @@ array resize_host(const array& image, int64_t oh, int64_t ow, bool antialias) {
   return result.finish();
 }
 
+// The interpolation of one axis as a dense (out, in) float32 matrix of the same weights.
+array taps_matrix(int64_t in, int64_t out, bool antialias, Stream s) {
+  const Taps t = bilinear_taps(in, out, antialias);
+  std::vector<float> m(static_cast<size_t>(out * in), 0.0f);
+  for (int64_t o = 0; o < out; ++o) {
+    for (int64_t j = 0; j < t.count[o]; ++j) m[o * in + t.start[o] + j] = static_cast<float>(t.weights[o * t.kmax + j]);
+  }
+  return copy(array(m, Shape{out, in}), s);
+}
+
+// resize on a device: horizontal then vertical pass as matrix products, in float32.
+array resize_device(const array& image, int64_t oh, int64_t ow, bool antialias, Stream s) {
+  const int nd = image.ndim();
+  const int64_t h = image.shape(nd - 3), w = image.shape(nd - 2);
+  array x = astype(image, float32, s);
+  std::vector<int> to_cw(nd), back(nd);
+  for (int i = 0; i < nd; ++i) to_cw[i] = back[i] = i;
+  std::swap(to_cw[nd - 2], to_cw[nd - 1]);  // (..., H, C, W)
+  if (ow != w) {
+    x = transpose(matmul(transpose(x, to_cw, s), transpose(taps_matrix(w, ow, antialias, s), s), s), to_cw, s);
+  }
+  if (oh != h) {
+    // (..., H, W, C) with H as the rows of a product: (oh, H) @ (..., H, W * C).
+    Shape flat = x.shape();
+    flat.pop_back();
+    flat.back() = x.shape(nd - 2) * x.shape(nd - 1);
+    Shape out_shape = x.shape();
+    out_shape[nd - 3] = oh;
+    x = reshape(matmul(taps_matrix(h, oh, antialias, s), reshape(x, flat, s), s), out_shape, s);
+  }
+  if (image.dtype() == uint8) return astype(clip(round(x, s), array(0.0f), array(255.0f), s), uint8, s);
+  return astype(x, image.dtype(), s);
+}
+
 Shape parse_size(const Shape& size, const char* op) {
   if (size.size() != 1 && size.size() != 2)
     fail<ValueError>("[", op, "] size must have one value or two (height, width), got ", size);
@@ -234,7 +269,8 @@ std::pair<int64_t, int64_t> resized_size(int64_t height, int64_t width, const Sh
   return tall ? std::pair{new_long, new_short} : std::pair{new_short, new_long};
 }
 
-array resize(const array& image, const Shape& size, bool antialias, std::optional<int64_t> max_size) {
+array resize(const array& image, const Shape& size, bool antialias, std::optional<int64_t> max_size,
+             StreamOrDevice s) {
   check_image(image, "resize");
   const Dtype dt = image.dtype();
   if (dt != uint8 && !is_floating(dt))
@@ -243,6 +279,8 @@ array resize(const array& image, const Shape& size, bool antialias, std::optiona
   const int64_t h = image.shape(nd - 3), w = image.shape(nd - 2);
   auto [oh, ow] = resized_size(h, w, size, max_size);
   if (oh == h && ow == w) return image;
+  const Stream st = to_stream(s);
+  if (st.device.type == Device::gpu) return resize_device(image, oh, ow, antialias, st);
   const Device cpu(Device::cpu);
   array in = contiguous(dt == float16 || dt == bfloat16 ? astype(image, float32, cpu) : image, cpu);
   in.eval();
@@ -259,8 +297,8 @@ array resize(const array& image, const Shape& size, bool antialias, std::optiona
   }
 }
 
-array resize(const array& image, int64_t size, bool antialias, std::optional<int64_t> max_size) {
-  return resize(image, Shape{size}, antialias, max_size);
+array resize(const array& image, int64_t size, bool antialias, std::optional<int64_t> max_size, StreamOrDevice s) {
+  return resize(image, Shape{size}, antialias, max_size, s);
 }
 
 array center_crop(const array& image, const Shape& size, StreamOrDevice s) {
@@ -320,7 +358,7 @@ array normalize(const array& x, const std::vector<double>& mean, const std::vect
 array imagenet_preprocess(const array& image, StreamOrDevice s) {
   if (image.ndim() != 3 || image.shape(2) != 3)
     fail<ValueError>("[imagenet_preprocess] expected an RGB image of shape (height, width, 3), got ", image.shape());
-  array x = center_crop(resize(image, 256), 224, s);
+  array x = center_crop(resize(image, 256, true, {}, s), 224, s);
   return normalize(to_float_chw(x, s), kImageNetMean, kImageNetStd, s);
 }
 

@@ -2,9 +2,10 @@
 // classification models. Images are channels-last, (..., height, width, channels), as
 // io::load_image returns them; to_float_chw turns them into torchvision's (..., C, H, W) floats.
 //
-// resize is for now a CPU routine on host data: it evaluates its input, reads it on the host and
-// returns an evaluated host array. A device kernel comes with the GPU work. The other transforms
-// are built from kiln ops and run on the stream or device they are given.
+// Every transform runs on the stream or device it is given. resize on the CPU is a host routine
+// (it evaluates its input and returns an evaluated host array, computed exactly as torchvision's
+// CPU kernel); on a GPU it is two matrix products with the same interpolation weights, batched
+// over leading axes, within one level (1/255) of it for uint8 images.
 #pragma once
 
 #include <cstdint>
@@ -27,8 +28,10 @@ std::pair<int64_t, int64_t> resized_size(int64_t height, int64_t width, const Sh
 // does on CPU tensors (PyTorch's separable uint8 kernel: horizontal then vertical pass, int16
 // fixed-point weights, rounded uint8 in between); floating images give the same dtype (float16
 // and bfloat16 computed in float32). An unchanged size returns the input itself.
-array resize(const array& image, const Shape& size, bool antialias = true, std::optional<int64_t> max_size = {});
-array resize(const array& image, int64_t size, bool antialias = true, std::optional<int64_t> max_size = {});
+array resize(const array& image, const Shape& size, bool antialias = true, std::optional<int64_t> max_size = {},
+             StreamOrDevice s = {});
+array resize(const array& image, int64_t size, bool antialias = true, std::optional<int64_t> max_size = {},
+             StreamOrDevice s = {});
 
 // torchvision's center_crop: `size` is one value (a square) or (height, width). A crop larger
 // than the image pads it with zeros first (the odd pixel after), then crops at
@@ -49,7 +52,7 @@ inline const std::vector<double> kImageNetMean{0.485, 0.456, 0.406};
 inline const std::vector<double> kImageNetStd{0.229, 0.224, 0.225};
 
 // Resize(256) + CenterCrop(224) + ToTensor + Normalize(ImageNet mean and std) of one
-// (H, W, 3) image: a float32 (3, 224, 224) array.
+// (H, W, 3) image: a float32 (3, 224, 224) array, computed on `s` (resize included).
 array imagenet_preprocess(const array& image, StreamOrDevice s = {});
 
 }  // namespace kiln::vision
