@@ -1,15 +1,19 @@
 // cuDNN's convolutions for the CUDA conv kernel, through cuDNN's graph API (cudnn-frontend): a
 // graph per geometry holds the convolution and its epilogue (bias add, residual add, ReLU or
 // ReLU6 as pointwise nodes), so cuDNN runs them as one fused kernel where it has one; where it
-// has none the graph holds the convolution alone and kiln's epilogue kernel follows. The plan
-// comes from cuDNN's heuristics, is built once per geometry and then replays (CUDA graph capture
-// included). float32 runs without TF32; the 16-bit floats accumulate in float32.
+// has none the graph holds the convolution alone and kiln's epilogue kernel follows. The plan is
+// built once per geometry and then replays (CUDA graph capture included): for small
+// convolutions cuDNN's heuristic choice, for large ones (>= kTuneFlops) the fastest of its first
+// kTunePlans candidates, timed on the first call (as PyTorch's cudnn.benchmark;
+// KILN_CUDNN_AUTOTUNE=0 turns it off). float32 runs without TF32; the 16-bit floats accumulate
+// in float32.
 #include "kiln/backend/cuda/cudnn_conv.h"
 
 #ifdef KILN_HAS_CUDNN
 
 #include <cudnn_frontend.h>
 
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -28,9 +32,21 @@ namespace {
 namespace fe = cudnn_frontend;
 using Tensor = std::shared_ptr<fe::graph::Tensor_attributes>;
 
+constexpr double kTuneFlops = 1e9;
+constexpr int64_t kTunePlans = 4;
+
+bool autotune_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("KILN_CUDNN_AUTOTUNE");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+}
+
 struct Plan {
   bool supported = false;
-  bool fused = false;  // the epilogue is in the graph
+  bool fused = false;        // the epilogue is in the graph
+  bool tune_pending = false;  // several plans built, to be timed on the first call
   std::shared_ptr<fe::graph::Graph> graph;
   Tensor x, w, bias, residual, y;
   int64_t workspace = 0;
@@ -154,7 +170,18 @@ bool build(Plan& plan, const Convolution& p, const array& x, const array& w, con
   if (out.dtype() == float32) {
     g->deselect_numeric_notes({fe::NumericalNote_t::TENSOR_CORE});  // exact float32: no TF32
   }
-  if (!g->check_support(h).is_good() || !g->build_plans(h, fe::BuildPlanPolicy_t::HEURISTICS_CHOICE).is_good()) {
+  if (!g->check_support(h).is_good()) return false;
+  double flops = 2.0 * static_cast<double>(out.size()) * static_cast<double>(w.size() / w.shape(0));
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  check(cudaStreamIsCapturing(stream_of(out), &capture), "cudaStreamIsCapturing");
+  plan.tune_pending = false;
+  if (flops >= kTuneFlops && autotune_enabled() && capture == cudaStreamCaptureStatusNone) {
+    int64_t built = 0;
+    const int64_t count = g->get_execution_plan_count();
+    for (int64_t i = 0; i < count && built < kTunePlans; ++i) built += g->build_plan_at_index(h, i).is_good();
+    if (built == 0) return false;
+    plan.tune_pending = built > 1;
+  } else if (!g->build_plans(h, fe::BuildPlanPolicy_t::HEURISTICS_CHOICE).is_good()) {
     return false;
   }
   if (!g->get_workspace_size(plan.workspace).is_good()) return false;
@@ -190,6 +217,13 @@ bool cudnn_conv(const Convolution& p, const array& x, const array& w, const arra
                                          {plan.y, ops.y}};
   if (plan.fused && plan.bias) pack.emplace(plan.bias, const_cast<void*>(ops.bias));
   if (plan.fused && plan.residual) pack.emplace(plan.residual, const_cast<void*>(ops.residual));
+  if (plan.tune_pending) {
+    plan.tune_pending = false;
+    void* tws = plan.workspace ? allocator::gpu_malloc(plan.workspace, device, stream) : nullptr;
+    (void)plan.graph->autotune(h, pack, tws);  // on failure the heuristics' first plan stays
+    if (tws) allocator::gpu_free(tws, plan.workspace, device, stream);
+    if (!plan.graph->get_workspace_size(plan.workspace).is_good()) plan.workspace = 0;
+  }
   void* ws = plan.workspace ? allocator::gpu_malloc(plan.workspace, device, stream) : nullptr;
   auto status = plan.graph->execute(h, pack, ws);
   if (ws) allocator::gpu_free(ws, plan.workspace, device, stream);
