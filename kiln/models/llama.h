@@ -86,6 +86,7 @@ class MLP : public nn::Module {
  public:
   MLP(int64_t hidden, int64_t intermediate, Dtype dtype);
   array operator()(const array& x) const;  // down(silu(gate(x)) * up(x))
+  array forward(const array& x) const override { return (*this)(x); }
   void fuse_projections();                 // gate and up as one matrix, as Attention's
 
  private:
