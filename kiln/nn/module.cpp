@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <memory>
 #include <set>
-#include <typeinfo>
 #include <sstream>
+#include <typeinfo>
 
 #include "kiln/eval.h"
 #include "kiln/ops_elementwise.h"
