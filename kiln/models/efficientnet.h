@@ -21,6 +21,7 @@ class MBConvBlock : public nn::Module {
  public:
   MBConvBlock(int64_t in, int64_t out, int kernel, int stride, int expand, Dtype dtype);
   array operator()(const array& x) const;
+  array forward(const array& x) const override { return (*this)(x); }
   void fold_batchnorm();
 
  private:
@@ -35,6 +36,7 @@ class EfficientNetLite0 : public nn::Module {
   explicit EfficientNetLite0(int64_t num_classes = 1000, Dtype dtype = float32);
   // Images (N, H, W, 3), normalized with ImageNet's mean and std -> logits (N, num_classes).
   array operator()(const array& x) const;
+  array forward(const array& x) const override { return (*this)(x); }
   void fold_batchnorm();
   // Loads the PyTorch state dict (channels-first convolution weights), strictly.
   void load_torch(const std::map<std::string, array>& state_dict, std::optional<Dtype> dtype = std::nullopt);

@@ -366,11 +366,11 @@ MLP::MLP(int64_t hidden, int64_t intermediate, Dtype dtype) {
 
 void MLP::fuse_projections() { gate_up_t_ = fuse_linears({gate_proj_, up_proj_}, nullptr); }
 
-array MLP::operator()(const array& x) const { return forward(x, std::nullopt); }
+array MLP::operator()(const array& x) const { return compute(x, std::nullopt); }
 
-array MLP::operator()(const array& x, const array& residual) const { return forward(x, residual); }
+array MLP::operator()(const array& x, const array& residual) const { return compute(x, residual); }
 
-array MLP::forward(const array& x, const std::optional<array>& residual) const {
+array MLP::compute(const array& x, const std::optional<array>& residual) const {
   auto down = [&](const array& h) { return residual ? (*down_proj_)(h, *residual) : (*down_proj_)(h); };
   if (still_fused(gate_up_t_, std::nullopt, {gate_proj_.get(), up_proj_.get()})) {
     array y = matmul(x, *gate_up_t_);

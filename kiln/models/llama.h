@@ -102,10 +102,11 @@ class MLP : public nn::Module {
   array operator()(const array& x) const;  // down(silu(gate(x)) * up(x))
   // residual + down(...), the sum inside the down projection's product.
   array operator()(const array& x, const array& residual) const;
+  array forward(const array& x) const override { return (*this)(x); }
   void fuse_projections();                 // gate and up as one matrix, as Attention's
 
  private:
-  array forward(const array& x, const std::optional<array>& residual) const;
+  array compute(const array& x, const std::optional<array>& residual) const;
   std::shared_ptr<nn::Linear> gate_proj_, up_proj_, down_proj_;
   std::optional<array> gate_up_t_;
 };

@@ -19,6 +19,7 @@ class ResidualBlock : public nn::Module {
  public:
   ResidualBlock(bool bottleneck, int64_t in, int64_t width, int stride, Dtype dtype);
   array operator()(const array& x) const;
+  array forward(const array& x) const override { return (*this)(x); }
   void fold_batchnorm();
   static constexpr int kBottleneckExpansion = 4;
 
@@ -35,6 +36,7 @@ class ResNet : public nn::Module {
   ResNet(int depth, int64_t num_classes = 1000, Dtype dtype = float32);
   // Images (N, H, W, 3), normalized as torchvision expects -> logits (N, num_classes).
   array operator()(const array& x) const;
+  array forward(const array& x) const override { return (*this)(x); }
   // Folds every batch norm into the convolution before it (for inference; the batch norm
   // parameters stay, unused).
   void fold_batchnorm();

@@ -6,6 +6,26 @@
 
 namespace kiln::nn {
 
+Conv1d::Conv1d(int64_t in_channels, int64_t out_channels, int kernel, int stride, int padding, int dilation,
+               int groups, bool bias, Dtype dtype)
+    : stride_(stride), padding_(padding), dilation_(dilation), groups_(groups) {
+  if (in_channels <= 0 || out_channels <= 0 || groups <= 0 || in_channels % groups || out_channels % groups) {
+    fail<ValueError>("[Conv1d] channels (", in_channels, ", ", out_channels, ") must be positive multiples of groups (",
+                     groups, ")");
+  }
+  if (kernel <= 0) fail<ValueError>("[Conv1d] kernel size must be positive, got ", kernel);
+  if (!is_floating(dtype)) fail<TypeError>("[Conv1d] parameters must have a floating dtype, not ", dtype);
+  // PyTorch: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for both weight and bias.
+  double k = 1.0 / std::sqrt(static_cast<double>(in_channels / groups * kernel));
+  register_parameter("weight", random::uniform(-k, k, {out_channels, kernel, in_channels / groups}, dtype));
+  if (bias) register_parameter("bias", random::uniform(-k, k, {out_channels}, dtype));
+}
+
+array Conv1d::operator()(const array& x) const {
+  array y = conv1d(x, weight(), stride_, padding_, dilation_, groups_);
+  return has_parameter("bias") ? add(y, parameter("bias")) : y;
+}
+
 Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, std::pair<int, int> kernel, std::pair<int, int> stride,
                std::pair<int, int> padding, std::pair<int, int> dilation, int groups, bool bias, Dtype dtype)
     : stride_(stride), padding_(padding), dilation_(dilation), groups_(groups) {
@@ -91,27 +111,6 @@ array AvgPool2d::operator()(const array& x) const {
 
 array AdaptiveAvgPool2d::operator()(const array& x) const {
   return adaptive_avg_pool(x, {output_.first, output_.second});
-}
-
-array relu6(const array& x, StreamOrDevice s) {
-  return minimum(maximum(x, scalar_like(0.0, x), s), scalar_like(6.0, x), s);
-}
-
-array hardsigmoid(const array& x, StreamOrDevice s) {
-  array xf = is_inexact(x.dtype()) ? x : astype(x, float32, s);
-  return divide(relu6(add(xf, scalar_like(3.0, xf), s), s), scalar_like(6.0, xf), s);
-}
-
-array hardswish(const array& x, StreamOrDevice s) {
-  array xf = is_inexact(x.dtype()) ? x : astype(x, float32, s);
-  return multiply(xf, hardsigmoid(xf, s), s);
-}
-
-array softplus(const array& x, float beta, float threshold, StreamOrDevice s) {
-  array xf = is_inexact(x.dtype()) ? x : astype(x, float32, s);
-  array bx = multiply(xf, scalar_like(beta, xf), s);
-  array soft = divide(log1p(exp(bx, s), s), scalar_like(beta, xf), s);
-  return where(greater(bx, scalar_like(threshold, xf), s), xf, soft, s);
 }
 
 std::map<std::string, array> torch_to_kiln_layout(const std::map<std::string, array>& state_dict) {

@@ -11,10 +11,24 @@
 #include <utility>
 
 #include "kiln/array.h"
+#include "kiln/nn/activations.h"  // so that the activations come with the layers
 #include "kiln/nn/module.h"
 #include "kiln/ops_conv.h"
 
 namespace kiln::nn {
+
+// weight (C_out, k, C_in / groups), bias (C_out,); PyTorch's default initialisation.
+class Conv1d : public Module {
+ public:
+  Conv1d(int64_t in_channels, int64_t out_channels, int kernel, int stride = 1, int padding = 0, int dilation = 1,
+         int groups = 1, bool bias = true, Dtype dtype = float32);
+  array operator()(const array& x) const;  // (N, L, C_in) -> (N, L', C_out)
+  array forward(const array& x) const override { return (*this)(x); }
+  const array& weight() const { return parameter("weight"); }
+
+ private:
+  int stride_, padding_, dilation_, groups_;
+};
 
 // weight (C_out, kH, kW, C_in / groups), bias (C_out,); PyTorch's default initialisation.
 class Conv2d : public Module {
@@ -23,6 +37,7 @@ class Conv2d : public Module {
          std::pair<int, int> padding = {0, 0}, std::pair<int, int> dilation = {1, 1}, int groups = 1,
          bool bias = true, Dtype dtype = float32);
   array operator()(const array& x) const;  // (N, H, W, C_in) -> (N, H', W', C_out)
+  array forward(const array& x) const override { return (*this)(x); }
   // activation(conv(x) + bias + residual) as one fused operation (conv2d_fused).
   array operator()(const array& x, const std::optional<array>& residual, ConvActivation activation) const;
   const array& weight() const { return parameter("weight"); }
@@ -42,6 +57,7 @@ class BatchNorm : public Module {
  public:
   explicit BatchNorm(int64_t num_features, float eps = 1e-5f, Dtype dtype = float32);
   array operator()(const array& x) const;
+  array forward(const array& x) const override { return (*this)(x); }
   // The affine map it applies: x * scale + shift.
   std::pair<array, array> scale_shift() const;
   float eps() const { return eps_; }
@@ -57,6 +73,7 @@ class MaxPool2d : public Module {
   explicit MaxPool2d(std::pair<int, int> kernel, std::optional<std::pair<int, int>> stride = {},
                      std::pair<int, int> padding = {0, 0}, std::pair<int, int> dilation = {1, 1});
   array operator()(const array& x) const;
+  array forward(const array& x) const override { return (*this)(x); }
 
  private:
   std::vector<int> kernel_, stride_, padding_, dilation_;
@@ -67,6 +84,7 @@ class AvgPool2d : public Module {
   explicit AvgPool2d(std::pair<int, int> kernel, std::optional<std::pair<int, int>> stride = {},
                      std::pair<int, int> padding = {0, 0}, bool count_include_pad = true);
   array operator()(const array& x) const;
+  array forward(const array& x) const override { return (*this)(x); }
 
  private:
   std::vector<int> kernel_, stride_, padding_;
@@ -77,17 +95,11 @@ class AdaptiveAvgPool2d : public Module {
  public:
   explicit AdaptiveAvgPool2d(std::pair<int64_t, int64_t> output) : output_(output) {}
   array operator()(const array& x) const;
+  array forward(const array& x) const override { return (*this)(x); }
 
  private:
   std::pair<int64_t, int64_t> output_;
 };
-
-// Activations of vision models (PyTorch's definitions).
-array relu6(const array& x, StreamOrDevice s = {});        // min(max(x, 0), 6)
-array hardsigmoid(const array& x, StreamOrDevice s = {});  // relu6(x + 3) / 6
-array hardswish(const array& x, StreamOrDevice s = {});    // x * hardsigmoid(x)
-// log(1 + exp(beta x)) / beta, and x itself where beta x > threshold.
-array softplus(const array& x, float beta = 1.0f, float threshold = 20.0f, StreamOrDevice s = {});
 
 // A PyTorch state dict in kiln's layouts: 4-d convolution weights (C_out, C_in / g, kH, kW)
 // become (C_out, kH, kW, C_in / g); 3-d and 5-d likewise. Other tensors are kept.

@@ -7,6 +7,7 @@
 #include "kiln/ops_elementwise.h"
 #include "kiln/ops_index.h"
 #include "kiln/ops_linalg.h"
+#include "kiln/ops_reduce.h"
 #include "kiln/ops_shape.h"
 #include "kiln/random.h"
 
@@ -28,8 +29,6 @@ void check_features(const char* layer, const array& x, int64_t n) {
     fail<ValueError>("[", layer, "] expects inputs with ", n, " features in the last axis, got shape ", x.shape());
   }
 }
-
-array as_float(const array& x, const StreamOrDevice& s) { return is_inexact(x.dtype()) ? x : astype(x, float32, s); }
 
 }  // namespace
 
@@ -123,30 +122,48 @@ array LayerNorm::operator()(const array& x, StreamOrDevice s) const {
   return fast::layer_norm(x, parameter("weight"), parameter("bias"), eps_, s);
 }
 
-array silu(const array& x, StreamOrDevice s) {
-  array xf = as_float(x, s);
-  return multiply(xf, sigmoid(xf, s), s);
+GroupNorm::GroupNorm(int64_t num_groups, int64_t num_channels, float eps, bool affine, Dtype dtype)
+    : groups_(num_groups), channels_(num_channels), eps_(eps), affine_(affine) {
+  if (num_groups <= 0 || num_channels <= 0 || num_channels % num_groups != 0) {
+    fail<ValueError>("[GroupNorm] num_channels (", num_channels, ") must be a positive multiple of num_groups (",
+                     num_groups, ")");
+  }
+  check_float("GroupNorm", dtype);
+  if (affine) {
+    register_parameter("weight", ones({num_channels}, dtype));
+    register_parameter("bias", zeros({num_channels}, dtype));
+  }
 }
 
-array gelu(const array& x, StreamOrDevice s) {
-  array xf = as_float(x, s);
-  array inner = erf(multiply(xf, scalar_like(0.70710678118654752440, xf), s), s);  // erf(x / sqrt(2))
-  array half_x = multiply(xf, scalar_like(0.5, xf), s);
-  return multiply(half_x, add(inner, scalar_like(1.0, xf), s), s);
+array GroupNorm::operator()(const array& x, StreamOrDevice s) const {
+  if (x.ndim() < 2 || x.shape().back() != channels_) {
+    fail<ValueError>("[GroupNorm] expects inputs (N, ..., C) with C = ", channels_, ", got shape ", x.shape());
+  }
+  if (!is_floating(x.dtype())) fail<TypeError>("[GroupNorm] expects a floating input, got ", x.dtype());
+  const Dtype ct = x.dtype() == float64 ? float64 : float32;
+  // (N, *spatial, C) -> (N, S, G, C / G): the statistics of a group are over axes 1 and 3.
+  int64_t spatial = 1;
+  for (int i = 1; i + 1 < x.ndim(); ++i) spatial *= x.shape(i);
+  array g = reshape(astype(x, ct, s), {x.shape(0), spatial, groups_, channels_ / groups_}, s);
+  array mu = mean(g, {1, 3}, true, s);
+  array inv = rsqrt(add(var(g, {1, 3}, true, 0, s), scalar_like(eps_, g), s), s);
+  array y = reshape(multiply(subtract(g, mu, s), inv, s), x.shape(), s);
+  if (affine_) {
+    y = add(multiply(y, astype(parameter("weight"), ct, s), s), astype(parameter("bias"), ct, s), s);
+  }
+  return astype(y, x.dtype(), s);
 }
 
-array gelu_tanh(const array& x, StreamOrDevice s) {
-  array xf = as_float(x, s);
-  array cube = multiply(multiply(xf, xf, s), xf, s);
-  array inner = add(xf, multiply(cube, scalar_like(0.044715, xf), s), s);
-  array t = tanh(multiply(inner, scalar_like(0.79788456080286535588, xf), s), s);  // sqrt(2 / pi)
-  array half_x = multiply(xf, scalar_like(0.5, xf), s);
-  return multiply(half_x, add(t, scalar_like(1.0, xf), s), s);
+Dropout::Dropout(float p) : p_(p) {
+  if (!(p >= 0.0f && p <= 1.0f)) fail<ValueError>("[Dropout] p must be in [0, 1], got ", p);
 }
 
-array relu(const array& x, StreamOrDevice s) {
-  if (x.dtype() == bool_) return x;
-  return maximum(x, scalar_like(0.0, x), s);
+array Dropout::operator()(const array& x, const std::optional<array>& key, StreamOrDevice s) const {
+  if (!is_floating(x.dtype())) fail<TypeError>("[Dropout] expects a floating input, got ", x.dtype());
+  if (!training() || p_ == 0.0f) return x;
+  if (p_ == 1.0f) return zeros_like(x, s);
+  array keep = random::bernoulli(1.0 - p_, x.shape(), key, s);
+  return where(keep, multiply(x, scalar_like(1.0 / (1.0 - p_), x), s), scalar_like(0.0, x), s);
 }
 
 }  // namespace kiln::nn

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "kiln/array.h"
+#include "kiln/nn/activations.h"  // so that the activations come with the layers
 #include "kiln/nn/module.h"
 
 namespace kiln::nn {
@@ -21,6 +22,7 @@ class Linear : public Module {
   // residual + x @ weight^T (+ bias) with the sum fused into the product (addmm): a residual
   // connection that costs no extra pass.
   array operator()(const array& x, const array& residual, StreamOrDevice s = {}) const;
+  array forward(const array& x) const override { return (*this)(x); }
 
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
@@ -42,6 +44,7 @@ class Embedding : public Module {
   Embedding(int64_t num_embeddings, int64_t dim, Dtype dtype = float32);
   // Integer ids of any shape -> (*ids.shape, dim).
   array operator()(const array& ids, StreamOrDevice s = {}) const;
+  array forward(const array& ids) const override { return (*this)(ids); }
   // x (..., dim) @ weight^T -> (..., num_embeddings): the output head of models that tie it to
   // the input embedding.
   array as_linear(const array& x, StreamOrDevice s = {}) const;
@@ -62,6 +65,7 @@ class RMSNorm : public Module {
  public:
   explicit RMSNorm(int64_t dim, float eps = 1e-5f, Dtype dtype = float32);
   array operator()(const array& x, StreamOrDevice s = {}) const;
+  array forward(const array& x) const override { return (*this)(x); }
   float eps() const { return eps_; }
   const array& weight() const { return parameter("weight"); }
 
@@ -76,6 +80,7 @@ class LayerNorm : public Module {
  public:
   explicit LayerNorm(int64_t dim, float eps = 1e-5f, bool affine = true, Dtype dtype = float32);
   array operator()(const array& x, StreamOrDevice s = {}) const;
+  array forward(const array& x) const override { return (*this)(x); }
   float eps() const { return eps_; }
 
  private:
@@ -84,11 +89,38 @@ class LayerNorm : public Module {
   bool affine_;
 };
 
-// Activations. Integer and bool inputs of silu and the gelus compute in float32; relu keeps the
+// PyTorch's GroupNorm, channels-last: x (N, ..., C) with C = num_channels split into num_groups
+// groups of consecutive channels; each sample's group is normalized over its channels and all
+// the axes between N and C, then scaled and shifted per channel by weight (ones) and bias (zeros)
+// of shape (C,) when affine. Statistics are computed in float32 at least; the result has x's
 // dtype.
-array silu(const array& x, StreamOrDevice s = {});       // x * sigmoid(x)
-array gelu(const array& x, StreamOrDevice s = {});       // x/2 * (1 + erf(x / sqrt(2))), exact
-array gelu_tanh(const array& x, StreamOrDevice s = {});  // x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-array relu(const array& x, StreamOrDevice s = {});       // max(x, 0)
+class GroupNorm : public Module {
+ public:
+  GroupNorm(int64_t num_groups, int64_t num_channels, float eps = 1e-5f, bool affine = true, Dtype dtype = float32);
+  array operator()(const array& x, StreamOrDevice s = {}) const;
+  array forward(const array& x) const override { return (*this)(x); }
+  int64_t num_groups() const { return groups_; }
+  float eps() const { return eps_; }
+
+ private:
+  int64_t groups_, channels_;
+  float eps_;
+  bool affine_;
+};
+
+// Inverted dropout: in training mode each element is zeroed with probability p and the rest are
+// scaled by 1 / (1 - p), so that the expectation is x; in inference mode (eval()) it is the
+// identity. p is in [0, 1] (ValueError otherwise); p = 1 zeroes everything. The mask is drawn
+// with kiln::random, from `key` when one is given.
+class Dropout : public Module {
+ public:
+  explicit Dropout(float p = 0.5f);
+  array operator()(const array& x, const std::optional<array>& key = {}, StreamOrDevice s = {}) const;
+  array forward(const array& x) const override { return (*this)(x); }
+  float p() const { return p_; }
+
+ private:
+  float p_;
+};
 
 }  // namespace kiln::nn

@@ -1,8 +1,13 @@
 #include "kiln/nn/module.h"
 
+#include <cxxabi.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <memory>
 #include <set>
 #include <sstream>
+#include <typeinfo>
 
 #include "kiln/eval.h"
 #include "kiln/ops_elementwise.h"
@@ -162,10 +167,27 @@ void Module::to(Dtype dtype) {
   }
 }
 
+void Module::train(bool mode) {
+  training_ = mode;
+  for (const auto& [name, child] : children_) child->train(mode);
+}
+
 void Module::eval() {
+  train(false);
   std::vector<array> all;
   for (const auto& [name, p] : parameters()) all.push_back(p);
   kiln::eval(all);
+}
+
+array Module::forward(const array&) const {
+  fail<TypeError>("[Module.forward] ", type_name(), " is not callable with one array");
+}
+
+std::string Module::type_name() const {
+  const char* mangled = typeid(*this).name();
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> readable(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
+  return status == 0 && readable ? std::string(readable.get()) : std::string(mangled);
 }
 
 }  // namespace kiln::nn

@@ -62,9 +62,20 @@ class Module {
   int64_t num_parameters() const;
   // Casts every floating parameter to `dtype` (a floating type; TypeError otherwise).
   void to(Dtype dtype);
-  // Evaluates every parameter (e.g. after loading or casting, so that later graphs start from
-  // data).
+  // Training mode (PyTorch's module.training): layers such as Dropout act only in it. A new
+  // module starts in training mode, as in PyTorch. train(mode) sets this module and all its
+  // descendants.
+  bool training() const { return training_; }
+  void train(bool mode = true);
+  // Inference mode for the whole tree (train(false)), and evaluates every parameter (e.g. after
+  // loading or casting, so that later graphs start from data).
   void eval();
+
+  // The layer as a function of one array, so that a container (Sequential) can call any child.
+  // The single-input layers override it; the default throws TypeError naming the module's type.
+  virtual array forward(const array& x) const;
+  // The module's C++ type, readable ("kiln::nn::Linear"), for messages.
+  std::string type_name() const;
 
  protected:
   // Replaces one of this module's own parameters.
@@ -85,6 +96,7 @@ class Module {
   std::vector<std::string> param_order_;
   std::map<std::string, array> params_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
 };
 
 }  // namespace kiln::nn
