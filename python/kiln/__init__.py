@@ -5,7 +5,8 @@
     y = kn.tanh(x @ x.T)      # a graph; nothing has run yet
     kn.eval(y)                # runs on kn.default_device()
 
-kn.models (language models, ImageNet classifiers), kn.vision (images) and kn.generate (streamed text).
+kn.models (language models, ImageNet classifiers), kn.vision (images), kn.generate (streamed text) and kn.nn
+(layers, activations and losses).
 """
 import importlib as _importlib
 import sys as _sys
@@ -13,6 +14,7 @@ import sys as _sys
 from . import _core
 from ._core import *  # noqa: F401,F403
 from ._core import __version__, fast, random
+from ._save import save_safetensors
 
 # `import kiln.random` and `from kiln.fast import rms_norm` find the extension's submodules.
 _sys.modules[__name__ + ".random"] = random
@@ -23,6 +25,7 @@ models = _importlib.import_module(__name__ + ".models")
 text = _importlib.import_module(__name__ + ".text")
 vision = _importlib.import_module(__name__ + ".vision")
 generate = text.generate
+nn = _importlib.import_module(__name__ + ".nn")
 
 
 def _reshape(self, *shape, stream=None):
