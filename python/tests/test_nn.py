@@ -3,6 +3,7 @@ inputs) and against torch.nn where PyTorch is installed (those tests skip, visib
 tree, update, strict loading and its errors, saving, train/eval, Sequential naming and subclassing."""
 import math
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -511,19 +512,19 @@ def test_kl_div(rng):
 
 def test_init(rng):
     kn.random.seed(int(rng.integers(0, 2 ** 31)))
-    w = kn.zeros((300, 40, 3, 2))  # a convolution weight: fan_in 2 * 12 = 24, fan_out 300 * 12 = 3600
-    assert nn.init.fans(w.shape) == (24, 3600)
-    bound = math.sqrt(6 / (24 + 3600))
+    w = kn.zeros((3000, 3, 4, 2))  # a convolution weight: fan_in 2 * 12 = 24, fan_out 3000 * 12 = 36000
+    assert nn.init.fans(w.shape) == (24, 36000)
+    bound = math.sqrt(6 / (24 + 36000))
     a = np.array(nn.init.xavier_uniform()(w))
     assert a.shape == w.shape and np.abs(a).max() <= bound and np.abs(a).max() > 0.99 * bound
-    # The standard deviations of 288000 draws are within 1% of the definitions.
-    assert abs(np.array(nn.init.xavier_normal(2.0)(w)).std() / (2 * math.sqrt(2 / 3624)) - 1) < 0.01
-    assert abs(np.array(nn.init.kaiming_normal()(w)).std() / math.sqrt(2 / 24) - 1) < 0.01
+    # The standard deviations of 72000 draws are within 2% (about 7 standard errors) of the definitions.
+    assert abs(np.array(nn.init.xavier_normal(2.0)(w)).std() / (2 * math.sqrt(2 / 36024)) - 1) < 0.02
+    assert abs(np.array(nn.init.kaiming_normal()(w)).std() / math.sqrt(2 / 24) - 1) < 0.02
     k = np.array(nn.init.kaiming_uniform(mode="fan_out")(w))
-    assert np.abs(k).max() <= math.sqrt(2) * math.sqrt(3 / 3600)
+    assert np.abs(k).max() <= math.sqrt(2) * math.sqrt(3 / 36000)
     u = np.array(nn.init.uniform(2, 3)(w.astype(kn.float16)))
     assert u.dtype == np.float16 and u.min() >= 2 and u.max() <= 3
-    assert_close(nn.init.constant(0.5)(w[0]), np.full((40, 3, 2), 0.5))
+    assert_close(nn.init.constant(0.5)(w[0]), np.full((3, 4, 2), 0.5))
     with pytest.raises(ValueError, match=r"\[init\] fans need a weight of at least 2 dimensions"):
         nn.init.xavier_uniform()(kn.zeros((3,)))
 
@@ -864,6 +865,7 @@ TORCH_LAYERS = {
 
 
 @needs_torch
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
 @pytest.mark.parametrize("name", sorted(TORCH_LAYERS))
 def test_layers_against_torch(tmp_path, rng, name):
     make_torch, make_kiln, shape, channels_first = TORCH_LAYERS[name]
@@ -917,7 +919,8 @@ def test_multi_head_attention_against_torch(tmp_path, rng, batch_first):
     mha = nn.MultiHeadAttention(8, 2, batch_first=batch_first).load_weights(path).eval()
     shape = (2, 3) if batch_first else (3, 2)
     q = random_array(rng, (*shape, 8))
-    k = random_array(rng, (*(shape[0], 5) if batch_first else (5, shape[1]), 8))
+    kshape = (shape[0], 5) if batch_first else (5, shape[1])
+    k = random_array(rng, (*kshape, 8))
     v = random_array(rng, k.shape)
     attn_mask = rng.random((3, 5)) < 0.3
     attn_mask[:, 0] = False
@@ -1004,8 +1007,10 @@ def test_losses_against_torch(rng, reduction):
     logq = F.log_softmax(to_torch(x), 1)
     target = F.softmax(to_torch(t), 1)
     for red in (reduction, "batchmean"):
-        assert_close(nn.kl_div(kn.array(logq.numpy()), kn.array(target.numpy()), reduction=red),
-                     F.kl_div(logq, target, reduction=red).numpy(), **tol)
+        with warnings.catch_warnings():  # torch warns that its 'mean' is not 'batchmean'
+            warnings.simplefilter("ignore")
+            want = F.kl_div(logq, target, reduction=red).numpy()
+        assert_close(nn.kl_div(kn.array(logq.numpy()), kn.array(target.numpy()), reduction=red), want, **tol)
 
 
 @needs_torch
