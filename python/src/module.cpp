@@ -1,4 +1,6 @@
 // The extension module kiln._core; the package kiln (python/kiln/__init__.py) re-exports it.
+#include <string>
+
 #include "common.h"
 #include "kiln/io/mapped_file.h"
 
@@ -40,4 +42,13 @@ NB_MODULE(_core, m) {
   kiln_py::init_text(m);
   kiln_py::init_vision(m);
   m.attr("__version__") = kiln::kVersion;
+
+  // What `from kiln._core import *` (python/kiln/__init__.py) takes: every public name but the
+  // submodules that the Python modules kiln.models, kiln.text and kiln.vision wrap.
+  nb::list all;
+  for (auto [name, value] : nb::borrow<nb::dict>(m.attr("__dict__"))) {
+    std::string s = nb::cast<std::string>(name);
+    if (s[0] != '_' && s != "models" && s != "text" && s != "vision") all.append(name);
+  }
+  m.attr("__all__") = all;
 }

@@ -117,6 +117,7 @@ class MultiHeadAttention(Module):
             out = kn.swapaxes(out, 0, 1)
         if not need_weights:
             return out, None
+        assert weights is not None
         if average_attn_weights:
             weights = kn.mean(weights, axis=1)
         return out, kn.squeeze(weights, 0) if unbatched else weights

@@ -22,6 +22,10 @@ def _tuple(value: IntOrTuple, n: int, what: str, layer: str) -> Tuple[int, ...]:
     return value
 
 
+def _pair(values: Tuple[int, ...]) -> Tuple[int, int]:
+    return values[0], values[1]
+
+
 class _ConvNd(Module):
     _ndim = 0
 
@@ -51,13 +55,12 @@ class _ConvNd(Module):
         self.bias = default_uniform((out_channels,), fan_in, dtype) if bias else None
 
     def _padding_lo_hi(self) -> Tuple[List[int], List[int]]:
-        if self.padding == "valid":
-            return [0] * self._ndim, [0] * self._ndim
+        """Padding before and after each axis for 'valid' and 'same'."""
         if self.padding == "same":  # PyTorch puts the odd element of padding after
             total = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
             lo = [t // 2 for t in total]
             return lo, [t - l for t, l in zip(total, lo)]
-        return list(self.padding), list(self.padding)
+        return [0] * self._ndim, [0] * self._ndim
 
     def __call__(self, x: kn.array) -> kn.array:
         unbatched = x.ndim == self._ndim + 1
@@ -68,12 +71,12 @@ class _ConvNd(Module):
             y = kn.conv_general(x, self.weight, stride=list(self.stride), padding_lo=lo, padding_hi=hi,
                                 kernel_dilation=list(self.dilation), groups=self.groups)
         else:
-            y = self._conv(x)
+            y = self._conv(x, self.padding)
         if self.bias is not None:
             y = y + self.bias
         return kn.squeeze(y, 0) if unbatched else y
 
-    def _conv(self, x: kn.array) -> kn.array:
+    def _conv(self, x: kn.array, padding: Tuple[int, ...]) -> kn.array:
         raise NotImplementedError
 
     def _from_torch(self, name: str, value: kn.array) -> kn.array:
@@ -103,8 +106,8 @@ class Conv1d(_ConvNd):
                  dtype: kn.Dtype = kn.float32) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, dtype)
 
-    def _conv(self, x: kn.array) -> kn.array:
-        return kn.conv1d(x, self.weight, stride=self.stride[0], padding=self.padding[0], dilation=self.dilation[0],
+    def _conv(self, x: kn.array, padding: Tuple[int, ...]) -> kn.array:
+        return kn.conv1d(x, self.weight, stride=self.stride[0], padding=padding[0], dilation=self.dilation[0],
                          groups=self.groups)
 
 
@@ -119,9 +122,9 @@ class Conv2d(_ConvNd):
                  dtype: kn.Dtype = kn.float32) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, dtype)
 
-    def _conv(self, x: kn.array) -> kn.array:
-        return kn.conv2d(x, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
-                         groups=self.groups)
+    def _conv(self, x: kn.array, padding: Tuple[int, ...]) -> kn.array:
+        return kn.conv2d(x, self.weight, stride=_pair(self.stride), padding=_pair(padding),
+                         dilation=_pair(self.dilation), groups=self.groups)
 
 
 class _PoolNd(Module):

@@ -90,7 +90,9 @@ class GroupNorm(Module):
         var = kn.var(grouped, axis=[1, 3], keepdims=True)
         y = kn.reshape((grouped - mean) * kn.rsqrt(var + self.eps), x.shape)
         if self.weight is not None:
-            y = y * self.weight + self.bias
+            y = y * self.weight
+        if self.bias is not None:
+            y = y + self.bias
         return y
 
     def _extra_repr(self) -> str:
@@ -113,22 +115,22 @@ class BatchNorm(Module):
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = kn.ones((num_features,), dtype) if affine else None
         self.bias = kn.zeros((num_features,), dtype) if affine else None
+        self.running_mean: Optional[kn.array] = None
+        self.running_var: Optional[kn.array] = None
+        self.num_batches_tracked: Optional[kn.array] = None
         if track_running_stats:
             self.running_mean = kn.zeros((num_features,), dtype)
             self.running_var = kn.ones((num_features,), dtype)
             self.num_batches_tracked = kn.zeros((), kn.int64)
-        else:
-            self.running_mean = self.running_var = self.num_batches_tracked = None
 
     def __call__(self, x: kn.array) -> kn.array:
         if x.ndim < 2 or x.shape[-1] != self.num_features:
             raise ValueError(f"[BatchNorm] expected (N, ..., {self.num_features}), got shape {tuple(x.shape)}")
-        tracking = self.running_mean is not None
-        if self.training or not tracking:
+        if self.training or self.running_mean is None or self.running_var is None:
             axes = list(range(x.ndim - 1))
             mean = kn.mean(x, axis=axes)
             var = kn.var(x, axis=axes)
-            if self.training and tracking:
+            if self.training and self.running_mean is not None:
                 self._track(mean, var, math.prod(x.shape[:-1]))
         else:
             mean, var = self.running_mean, self.running_var
@@ -143,13 +145,15 @@ class BatchNorm(Module):
     def _track(self, mean: kn.array, var: kn.array, n: int) -> None:
         if n < 2:
             raise ValueError(f"[BatchNorm] training needs more than one value per channel, got {n}")
+        assert self.running_mean is not None and self.running_var is not None and self.num_batches_tracked is not None
         self.num_batches_tracked = self.num_batches_tracked + 1
-        m = self.momentum
-        if m is None:
-            m = 1.0 / self.num_batches_tracked.astype(self.running_mean.dtype)
+        dtype = self.running_mean.dtype
+        # momentum None: the cumulative average, weighting this batch by 1 / batches seen
+        m: Union[float, kn.array] = (1.0 / self.num_batches_tracked.astype(dtype) if self.momentum is None
+                                     else self.momentum)
         unbiased = var * (n / (n - 1))
-        self.running_mean = self.running_mean * (1 - m) + mean.astype(self.running_mean.dtype) * m
-        self.running_var = self.running_var * (1 - m) + unbiased.astype(self.running_var.dtype) * m
+        self.running_mean = self.running_mean * (1 - m) + mean.astype(dtype) * m
+        self.running_var = self.running_var * (1 - m) + unbiased.astype(dtype) * m
 
     def _extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.weight is not None}, "
