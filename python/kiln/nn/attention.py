@@ -31,7 +31,10 @@ class MultiHeadAttention(Module):
 
     Calling returns (output, weights): weights (N, L, S) averaged over heads, (N, H, L, S) without
     average_attn_weights, or None with need_weights=False, which uses kn.fast.scaled_dot_product_attention
-    (in inference mode or without dropout).
+    (in inference mode or without dropout). Masks follow PyTorch: a bool attn_mask (L, S) or
+    (N * num_heads, L, S) is True where attending is not allowed, a float one is added to the scores, and
+    key_padding_mask (N, S) is True at padding. is_causal without attn_mask applies the causal mask itself
+    (PyTorch wants the mask given as well).
     """
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
