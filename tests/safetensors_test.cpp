@@ -3,6 +3,7 @@
 // error paths, and truncation/corruption fuzzing that must never crash.
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -100,6 +101,17 @@ TEST(SafeTensors, SmallFileLoads) {
   KILN_EXPECT_THROW_MSG(f.load_tensor("nope"), ValueError, "no tensor named 'nope'");
   KILN_EXPECT_THROW_MSG(SafeTensorsFile::open(dir.file("missing.safetensors")), FileError, "[safetensors]");
   KILN_EXPECT_THROW_MSG(SafeTensorsFile::open(dir.path.string()), FileError, "[safetensors]");
+  // The errno of the failure travels with it (Python raises the OSError subclass it names).
+  auto code_of = [](const std::string& path) {
+    try {
+      SafeTensorsFile::open(path);
+    } catch (const FileError& e) {
+      return e.code;
+    }
+    return -1;
+  };
+  EXPECT_EQ(code_of(dir.file("missing.safetensors")), ENOENT);
+  EXPECT_EQ(code_of(dir.path.string()), EISDIR);
 }
 
 TEST(SafeTensors, EmptyHeaderIsValid) {

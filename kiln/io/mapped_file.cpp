@@ -7,22 +7,38 @@
 
 #include <cerrno>
 #include <cstring>
+#include <sstream>
 #include <utility>
 
 namespace kiln::io {
 
+namespace {
+
+// A FileError carrying the errno `code`, its message built as fail's.
+template <class... Parts>
+[[noreturn]] void fail_file(int code, const Parts&... parts) {
+  std::ostringstream os;
+  (detail::put(os, parts), ...);
+  throw FileError(os.str(), code);
+}
+
+}  // namespace
+
 MappedFile::MappedFile(const std::string& path, const char* op) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail<FileError>("[", op, "] cannot open '", path, "': ", std::strerror(errno));
+  if (fd < 0) {
+    int err = errno;
+    fail_file(err, "[", op, "] cannot open '", path, "': ", std::strerror(err));
+  }
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     int err = errno;
     ::close(fd);
-    fail<FileError>("[", op, "] cannot stat '", path, "': ", std::strerror(err));
+    fail_file(err, "[", op, "] cannot stat '", path, "': ", std::strerror(err));
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    fail<FileError>("[", op, "] '", path, "' is not a regular file");
+    fail_file(S_ISDIR(st.st_mode) ? EISDIR : 0, "[", op, "] '", path, "' is not a regular file");
   }
   size_ = static_cast<size_t>(st.st_size);
   if (size_ > 0) {
@@ -30,7 +46,7 @@ MappedFile::MappedFile(const std::string& path, const char* op) : path_(path) {
     if (p == MAP_FAILED) {
       int err = errno;
       ::close(fd);
-      fail<FileError>("[", op, "] cannot map '", path, "' (", size_, " bytes): ", std::strerror(err));
+      fail_file(err, "[", op, "] cannot map '", path, "' (", size_, " bytes): ", std::strerror(err));
     }
     data_ = static_cast<const uint8_t*>(p);
   }

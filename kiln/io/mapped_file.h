@@ -10,9 +10,13 @@
 
 namespace kiln::io {
 
-// The file cannot be opened, read or mapped (missing, a directory, no permission).
+// The file cannot be opened, read or mapped (missing, a directory, no permission). `code` is the
+// errno of the failure where there is one (ENOENT, EACCES, EISDIR, ...), else 0; the Python bindings
+// raise the OSError subclass it names (FileNotFoundError, PermissionError, IsADirectoryError).
 struct FileError : RuntimeError {
   using RuntimeError::RuntimeError;
+  FileError(const std::string& what, int error_code) : RuntimeError(what), code(error_code) {}
+  int code = 0;
 };
 
 class MappedFile {

@@ -1,6 +1,26 @@
 // The extension module kiln._core; the package kiln (python/kiln/__init__.py) re-exports it.
+#include <cerrno>
+#include <string>
+
 #include "common.h"
 #include "kiln/io/mapped_file.h"
+
+namespace {
+
+// The OSError subclass of a file error's errno; a missing file when there is none.
+PyObject* file_error_type(int code) {
+  switch (code) {
+    case 0:
+    case ENOENT: return PyExc_FileNotFoundError;
+    case EACCES:
+    case EPERM: return PyExc_PermissionError;
+    case EISDIR: return PyExc_IsADirectoryError;
+    case ENOTDIR: return PyExc_NotADirectoryError;
+    default: return PyExc_OSError;
+  }
+}
+
+}  // namespace
 
 NB_MODULE(_core, m) {
   m.doc() = "kiln: lazy arrays on CPUs and NVIDIA GPUs";
@@ -10,7 +30,7 @@ NB_MODULE(_core, m) {
     try {
       std::rethrow_exception(p);
     } catch (const kiln::io::FileError& e) {
-      PyErr_SetString(PyExc_FileNotFoundError, e.what());
+      PyErr_SetString(file_error_type(e.code), e.what());
     } catch (const kiln::TypeError& e) {
       PyErr_SetString(PyExc_TypeError, e.what());
     } catch (const kiln::ValueError& e) {
@@ -40,4 +60,13 @@ NB_MODULE(_core, m) {
   kiln_py::init_text(m);
   kiln_py::init_vision(m);
   m.attr("__version__") = kiln::kVersion;
+
+  // What `from kiln._core import *` (python/kiln/__init__.py) takes: every public name but the
+  // submodules that the Python modules kiln.models, kiln.text and kiln.vision wrap.
+  nb::list all;
+  for (auto [name, value] : nb::borrow<nb::dict>(m.attr("__dict__"))) {
+    std::string s = nb::cast<std::string>(name);
+    if (s[0] != '_' && s != "models" && s != "text" && s != "vision") all.append(name);
+  }
+  m.attr("__all__") = all;
 }

@@ -39,6 +39,33 @@ def test_file_errors(tmp_path):
         kn.load_safetensors(str(bad))
 
 
+LOADERS = {
+    "safetensors": (lambda p: kn.load_safetensors(p), ".safetensors"),
+    "gguf": (lambda p: kn.load_gguf(p), ".gguf"),
+    "torch_checkpoint": (lambda p: kn.load_torch_checkpoint(p), ".pth"),
+    "image": (lambda p: kn.vision.load_image(p), ".png"),
+}
+
+
+@pytest.mark.parametrize("loader", sorted(LOADERS))
+def test_file_error_classes(tmp_path, loader):
+    """A file that cannot be read raises the OSError subclass of its cause, with the C++ message."""
+    load, ext = LOADERS[loader]
+    missing = str(tmp_path / f"missing{ext}")
+    with pytest.raises(FileNotFoundError, match=rf"^\[{loader}\] cannot open '{missing}': No such file"):
+        load(missing)
+    folder = tmp_path / f"folder{ext}"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match=rf"^\[{loader}\] '{folder}' is not a regular file"):
+        load(str(folder))
+    garbage = tmp_path / f"garbage{ext}"
+    garbage.write_bytes(b"\x00" * 7)
+    with pytest.raises(ValueError, match=rf"^\[{loader}\] '{garbage}'"):
+        load(str(garbage))
+    with pytest.raises(NotADirectoryError, match=rf"^\[{loader}\] cannot open"):
+        load(str(garbage / "below"))  # a path through a file, as if it were a folder
+
+
 def test_missing_gpu_is_a_value_error():
     if kn.gpu_available():
         pytest.skip("a GPU is present: there is no missing device to ask for")
