@@ -16,6 +16,7 @@
 #include "kiln/backend/common/im2col.h"
 #include "kiln/backend/cpu/utils.h"
 #include "kiln/backend/kernels.h"
+#include "kiln/memory.h"
 #include "kiln/primitives_conv.h"
 
 namespace kiln::cpu {
@@ -37,6 +38,44 @@ Acc activate(Acc v, ConvActivation act) {
   if (act == ConvActivation::none) return v;
   v = v > Acc(0) ? v : Acc(0);
   return act == ConvActivation::relu6 && v > Acc(6) ? Acc(6) : v;
+}
+
+// im2col of output rows [r0, r0 + rows) into cols, converted to Acc: Cg elements per
+// (row, group, tap), zeros where a tap reads padding.
+template <class T, class Acc>
+void gather_rows(const conv::Im2ColGeometry& g, const T* src, int64_t r0, int64_t rows, int64_t taps, Acc* cols) {
+  parallel_for(rows * g.G * taps, std::max<int64_t>(1, 4096 / g.Cg), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t s = g.source_row(r0 * g.G * taps + i);
+      Acc* d = cols + i * g.Cg;
+      if (s < 0) {
+        std::fill(d, d + g.Cg, Acc(0));
+      } else {
+        for (int64_t c = 0; c < g.Cg; ++c) d[c] = static_cast<Acc>(src[s + c]);
+      }
+    }
+  });
+}
+
+// Grouped convolutions with a few channels per group: a dot product per output element over the
+// gathered rows (GEMMs of one or two columns would waste their setup).
+template <class Acc>
+void grouped_direct(const conv::Im2ColGeometry& g, const Acc* cols, const Acc* wf, Acc* acc, int64_t rows,
+                    int64_t row_len, int64_t Kg, int64_t Cout) {
+  const int64_t Cout_g = Cout / g.G;
+  parallel_for(rows, std::max<int64_t>(1, 65536 / (Cout * Kg)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      for (int64_t gi = 0; gi < g.G; ++gi) {
+        const Acc* a = cols + r * row_len + gi * Kg;
+        for (int64_t m = 0; m < Cout_g; ++m) {
+          const Acc* wr = wf + (gi * Cout_g + m) * Kg;
+          Acc sum = 0;
+          for (int64_t q = 0; q < Kg; ++q) sum += a[q] * wr[q];
+          acc[r * Cout + gi * Cout_g + m] = sum;
+        }
+      }
+    }
+  });
 }
 
 template <class T>
@@ -88,43 +127,38 @@ void conv_typed(const Convolution& p, const std::vector<array>& inputs, array& o
     return;
   }
   const bool depthwise = g.G > 1 && g.Cg <= 4;
+  // A 1x1 convolution with unit stride and no padding reads its input rows as they are; in
+  // float32/float64 the products then go straight into the output, the epilogue in place.
+  bool pointwise = g.G == 1;
+  for (int j = 0; j < g.d; ++j) pointwise &= g.K[j] == 1 && g.stride[j] == 1 && g.pad[j] == 0 && g.S[j] == g.O[j];
+  constexpr bool same_type = std::is_same_v<T, Acc>;
+  const bool in_place = same_type && !depthwise;
   const int64_t block = std::clamp<int64_t>(kScratchElements / std::max<int64_t>(row_len, 1), 1, M);
-  std::vector<Acc> cols(static_cast<size_t>(block * row_len)), acc(static_cast<size_t>(block * Cout));
+  // Scratch from kiln's host cache: reused between calls, never zeroed.
+  Buffer cols_buf(pointwise && same_type ? 0 : sizeof(Acc) * static_cast<size_t>(block * row_len));
+  Buffer acc_buf(in_place ? 0 : sizeof(Acc) * static_cast<size_t>(block * Cout));
+  Acc* cols = pointwise && same_type ? nullptr : static_cast<Acc*>(cols_buf.write_host());
+  Acc* acc_base = in_place ? nullptr : static_cast<Acc*>(acc_buf.write_host());
   for (int64_t r0 = 0; r0 < M; r0 += block) {
     const int64_t rows = std::min(block, M - r0);
-    // im2col of rows [r0, r0 + rows): Cg elements per (row, group, tap).
-    parallel_for(rows * g.G * taps, std::max<int64_t>(1, 4096 / g.Cg), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        const int64_t s = g.source_row(r0 * g.G * taps + i);
-        Acc* d = cols.data() + i * g.Cg;
-        if (s < 0) {
-          std::fill(d, d + g.Cg, Acc(0));
-        } else {
-          for (int64_t c = 0; c < g.Cg; ++c) d[c] = static_cast<Acc>(src[s + c]);
-        }
-      }
-    });
-    if (depthwise) {
-      parallel_for(rows, std::max<int64_t>(1, 65536 / (Cout * Kg)), [&](int64_t b, int64_t e) {
-        for (int64_t r = b; r < e; ++r) {
-          for (int64_t gi = 0; gi < g.G; ++gi) {
-            const Acc* a = cols.data() + r * row_len + gi * Kg;
-            for (int64_t m = 0; m < Cout_g; ++m) {
-              const Acc* wr = wf.data() + (gi * Cout_g + m) * Kg;
-              Acc sum = 0;
-              for (int64_t q = 0; q < Kg; ++q) sum += a[q] * wr[q];
-              acc[r * Cout + gi * Cout_g + m] = sum;
-            }
-          }
-        }
-      });
+    Acc* acc = in_place ? reinterpret_cast<Acc*>(dst) + r0 * Cout : acc_base;
+    if (pointwise && same_type) {
+      gemm_nt(static_cast<int>(rows), static_cast<int>(Cout), static_cast<int>(Kg),
+              reinterpret_cast<const Acc*>(src) + r0 * g.C, static_cast<int>(g.C), wf.data(), static_cast<int>(Kg),
+              acc, static_cast<int>(Cout));
     } else {
-      for (int64_t gi = 0; gi < g.G; ++gi) {
-        gemm_nt(static_cast<int>(rows), static_cast<int>(Cout_g), static_cast<int>(Kg), cols.data() + gi * Kg,
-                static_cast<int>(row_len), wf.data() + gi * Cout_g * Kg, static_cast<int>(Kg),
-                acc.data() + gi * Cout_g, static_cast<int>(Cout));
+      gather_rows(g, src, r0, rows, taps, cols);
+      if (depthwise) {
+        grouped_direct(g, cols, wf.data(), acc, rows, row_len, Kg, Cout);
+      } else {
+        for (int64_t gi = 0; gi < g.G; ++gi) {
+          gemm_nt(static_cast<int>(rows), static_cast<int>(Cout_g), static_cast<int>(Kg), cols + gi * Kg,
+                  static_cast<int>(row_len), wf.data() + gi * Cout_g * Kg, static_cast<int>(Kg), acc + gi * Cout_g,
+                  static_cast<int>(Cout));
+        }
       }
     }
+    if (in_place && !bias && !residual && p.activation == ConvActivation::none) continue;
     parallel_for(rows, std::max<int64_t>(1, 16384 / Cout), [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         const int64_t o = (r0 + r) * Cout;
