@@ -47,26 +47,24 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Dtype dtype
   if (bias) register_parameter("bias", init({out_features}));
 }
 
-// A transposed view of the weight: matmul reads it in place.
-array Linear::weight_t(StreamOrDevice s) const {
-  std::lock_guard<std::mutex> lock(cache_mutex_);
-  const array& w = weight();
-  if (!weight_t_ || !weight_of_->is_same(w)) {
-    weight_of_ = w;
-    weight_t_ = transpose(w, s);
+array TransposedWeight::of(const array& weight, StreamOrDevice s) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!transposed_ || !source_->is_same(weight)) {
+    source_ = weight;
+    transposed_ = transpose(weight, s);
   }
-  return *weight_t_;
+  return *transposed_;
 }
 
 array Linear::operator()(const array& x, StreamOrDevice s) const {
   check_features("Linear", x, in_);
-  array y = matmul(x, weight_t(s), s);
+  array y = matmul(x, weight_t_.of(weight(), s), s);
   return has_bias() ? add(y, parameter("bias"), s) : y;
 }
 
 array Linear::operator()(const array& x, const array& residual, StreamOrDevice s) const {
   check_features("Linear", x, in_);
-  array y = addmm(residual, x, weight_t(s), 1.0, 1.0, s);
+  array y = addmm(residual, x, weight_t_.of(weight(), s), 1.0, 1.0, s);
   return has_bias() ? add(y, parameter("bias"), s) : y;
 }
 
@@ -84,16 +82,7 @@ array Embedding::operator()(const array& ids, StreamOrDevice s) const {
 
 array Embedding::as_linear(const array& x, StreamOrDevice s) const {
   check_features("Embedding.as_linear", x, dim_);
-  array wt = [&] {
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    const array& w = weight();
-    if (!weight_t_ || !weight_of_->is_same(w)) {
-      weight_of_ = w;
-      weight_t_ = transpose(w, s);
-    }
-    return *weight_t_;
-  }();
-  return matmul(x, wt, s);
+  return matmul(x, weight_t_.of(weight(), s), s);
 }
 
 RMSNorm::RMSNorm(int64_t dim, float eps, Dtype dtype) : dim_(dim), eps_(eps) {

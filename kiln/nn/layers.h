@@ -12,6 +12,17 @@
 
 namespace kiln::nn {
 
+// The transposed view of a weight, kept between calls and rebuilt when the weight changes, so that
+// each call adds only the product to the graph (matmul reads the view in place).
+class TransposedWeight {
+ public:
+  array of(const array& weight, StreamOrDevice s) const;
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::optional<array> transposed_, source_;
+};
+
 // y = x @ weight^T + bias, weight (out, in), bias (out,). Initialised uniform in
 // [-1/sqrt(in), 1/sqrt(in)) as PyTorch does.
 class Linear : public Module {
@@ -30,12 +41,8 @@ class Linear : public Module {
   bool has_bias() const { return has_parameter("bias"); }
 
  private:
-  array weight_t(StreamOrDevice s) const;
   int64_t in_, out_;
-  // The transposed view of the weight, kept between calls (rebuilt when the weight changes), so
-  // that each call adds only the product to the graph.
-  mutable std::mutex cache_mutex_;
-  mutable std::optional<array> weight_t_, weight_of_;
+  TransposedWeight weight_t_;
 };
 
 // A lookup table: weight (num_embeddings, dim), initialised standard normal as PyTorch does.
@@ -55,9 +62,7 @@ class Embedding : public Module {
 
  private:
   int64_t num_, dim_;
-  // as_linear's transposed view of the weight, kept between calls as Linear keeps its own.
-  mutable std::mutex cache_mutex_;
-  mutable std::optional<array> weight_t_, weight_of_;
+  TransposedWeight weight_t_;  // as_linear's
 };
 
 // x / sqrt(mean(x^2, -1) + eps) * weight, weight (dim,) initialised to ones.
