@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "kiln/array.h"
 #include "kiln/primitives_conv.h"
@@ -44,42 +45,38 @@ struct Im2ColGeometry {
   }
 };
 
-// The geometry of an Im2Col node from its primitive and shapes (the input is row-contiguous).
-inline Im2ColGeometry im2col_geometry(const Im2Col& p, const array& in, const array& out) {
+// The geometry of a channels-last input `in` gathered for `out` (axes 1..d spatial in both), with
+// per-axis kernel sizes, strides, padding before, dilations and input dilations (empty: 1).
+inline Im2ColGeometry make_geometry(const array& in, const array& out, int groups, const std::vector<int64_t>& kernel,
+                                    const std::vector<int>& stride, const std::vector<int>& pad_lo,
+                                    const std::vector<int>& dilation, const std::vector<int>& input_dilation) {
   Im2ColGeometry g;
-  g.d = static_cast<int>(p.kernel.size());
+  g.d = static_cast<int>(kernel.size());
   g.C = in.shape().back();
-  g.G = p.groups;
+  g.G = groups;
   g.Cg = g.C / g.G;
   for (int j = 0; j < g.d; ++j) {
     g.S[j] = in.shape(1 + j);
     g.O[j] = out.shape(1 + j);
-    g.K[j] = p.kernel[j];
-    g.stride[j] = p.stride[j];
-    g.pad[j] = p.pad_lo[j];
-    g.dil[j] = p.dilation[j];
-    g.idil[j] = p.input_dilation[j];
+    g.K[j] = kernel[j];
+    g.stride[j] = stride[j];
+    g.pad[j] = pad_lo[j];
+    g.dil[j] = dilation[j];
+    g.idil[j] = input_dilation.empty() ? 1 : input_dilation[j];
   }
   return g;
 }
 
-// The im2col geometry of a Convolution node's input (inputs[0]) and weight (inputs[1]).
+// The geometry of an Im2Col node from its primitive and shapes (the input is row-contiguous).
+inline Im2ColGeometry im2col_geometry(const Im2Col& p, const array& in, const array& out) {
+  return make_geometry(in, out, p.groups, std::vector<int64_t>(p.kernel.begin(), p.kernel.end()), p.stride,
+                       p.pad_lo, p.dilation, p.input_dilation);
+}
+
+// The geometry of a Convolution node's input (inputs[0]) and weight (inputs[1]).
 inline Im2ColGeometry conv_geometry(const Convolution& p, const array& in, const array& w, const array& out) {
-  Im2ColGeometry g;
-  g.d = static_cast<int>(p.stride.size());
-  g.C = in.shape().back();
-  g.G = p.groups;
-  g.Cg = g.C / g.G;
-  for (int j = 0; j < g.d; ++j) {
-    g.S[j] = in.shape(1 + j);
-    g.O[j] = out.shape(1 + j);
-    g.K[j] = w.shape(1 + j);
-    g.stride[j] = p.stride[j];
-    g.pad[j] = p.pad_lo[j];
-    g.dil[j] = p.dilation[j];
-    g.idil[j] = 1;
-  }
-  return g;
+  return make_geometry(in, out, p.groups, Shape(w.shape().begin() + 1, w.shape().end() - 1), p.stride, p.pad_lo,
+                       p.dilation, {});
 }
 
 }  // namespace kiln::conv
