@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "kiln/backend/gpu.h"
+#include "kiln/backend/kernels.h"
 #include "tests/test_utils.h"
 
 using namespace kiln;
@@ -113,6 +114,16 @@ TEST(ExternalMemory, KilnNeverWritesToIt) {
     EXPECT_EQ(std::memcmp(data, original.data(), n * sizeof(float)), 0) << "on " << test::device_name(dev);
     auto got = y.to_vector<float>();
     for (int64_t i = 0; i < n; ++i) EXPECT_EQ(got[i], i >= 3 && i < 9 ? 7.f : original[i]) << i;
+    // The in-place path refuses it outright, and still takes a buffer of kiln's own.
+    auto donates = [](array in) {
+      array out = negative(in, Device(Device::cpu));  // an unevaluated node of in's size
+      in = array(0);                                  // out's input list holds the only handle
+      return donate_buffer(out.inputs()[0], out);
+    };
+    EXPECT_FALSE(donates(from_external(lent.memory(), {n}, float32, {}, Device(Device::cpu))));
+    array own = copy(from_external(lent.memory(), {n}, float32, {}, Device(Device::cpu)), Device(Device::cpu));
+    own.eval();
+    EXPECT_TRUE(donates(std::move(own))) << "the check refuses more than external memory";
     // The buffer itself: a write moves the external side to kiln's memory, keeping its contents.
     array b = from_external(lent.memory(), {n}, float32, {}, Device(Device::cpu));
     Buffer& buf = *b.buffer();

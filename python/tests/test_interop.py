@@ -361,21 +361,25 @@ def test_cuda_data_without_a_gpu_is_refused():
 def test_gpu_torch_tensor_shared(rng):
     gpu_with_torch()
     x = random_array(rng, (256, 128))
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
     t = torch.from_numpy(x).cuda()
-    owner = weakref.ref(t)
+    held = torch.cuda.memory_allocated()
     a = kn.asarray(t)
-    assert a.device == kn.gpu and a.__dlpack_device__() == (2, t.device.index or 0)
+    assert a.device == kn.Device(kn.DeviceType.gpu, t.device.index)
+    assert a.__dlpack_device__() == (2, t.device.index)
     back = torch.from_dlpack(a)
     assert back.data_ptr() == t.data_ptr(), "kn.asarray copied a CUDA tensor"
     assert_close(kn.exp(a), np.exp(x.astype(np.float64)), rtol=1e-5)
     assert_close(a @ kn.transpose(a), x.astype(np.float64) @ x.astype(np.float64).T, rtol=1e-4, atol=1e-3)
     del t, back
     gc.collect()
-    assert owner() is not None
+    assert torch.cuda.memory_allocated() == held, "the tensor's memory went back to PyTorch while kiln reads it"
+    reuse = [torch.full((256, 128), 7.0, device="cuda") for _ in range(4)]  # would take a freed block
     assert_close(a, x)
-    del a
+    del reuse, a
     kn.synchronize()
-    assert wait_until(lambda: owner() is None)
+    assert wait_until(lambda: torch.cuda.memory_allocated() == before), "kiln never let go of the tensor"
 
 
 def test_gpu_import_waits_for_the_producers_stream(rng):
