@@ -9,11 +9,12 @@ generation from Python beside the C++ `kiln generate`.
     only (`a + 1.0`, `kn.add(a, b)`), and building plus evaluating it; NumPy's and PyTorch's same
     calls (which run at once) in the same process.
 (b) Tokens per second of greedy decoding of one prompt on the CPU: `kiln generate` (C++, built in
-    --build) and `kn.generate` (Python, streamed), the same model, prompt and token budget, in
-    alternating runs; both report kiln's own decode rate (medians), and the Python side also the
-    rate its consumer sees.
+    --build) and `kn.generate` (Python, streamed), the same model, prompt and token budget, each
+    in a fresh process, alternating; both report kiln's own decode rate (medians), and the Python
+    side also the rate its consumer sees.
 """
 import argparse
+import json
 import os
 import re
 import statistics
@@ -85,9 +86,23 @@ def call_overhead():
     return rows
 
 
-def generate_rates(build, model, max_tokens, prompt, repeats):
+def python_generation(model, max_tokens, prompt):
+    """One streamed generation in this process; prints its figures as a JSON line (the parent's child run)."""
     import kiln as kn
 
+    lm = kn.models.load_language_model(model)
+    stamps, pieces = [], []
+    gen = kn.generate(lm, prompt, max_tokens=max_tokens, temperature=0.0)
+    for piece in gen:
+        stamps.append(time.perf_counter())
+        pieces.append(piece)
+    # The consumer's view: pieces after the first, over the time from the first to the last.
+    seen = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else float("nan")
+    print(json.dumps({"tokens": gen.stats["generated_tokens"], "tps": gen.stats["generation_tps"], "seen": seen,
+                      "text": "".join(pieces)}))
+
+
+def generate_rates(build, model, max_tokens, prompt, repeats):
     exe = os.path.join(build, "kiln")
     if not os.path.exists(exe):
         print(f"(no {exe}: build it with `ninja -C {build} kiln`; no generation figures)")
@@ -95,44 +110,42 @@ def generate_rates(build, model, max_tokens, prompt, repeats):
     if not os.path.exists(model):
         print(f"(no model at {model}: no generation figures)")
         return None
-    cmd = [exe, "generate", "--model", model, "--prompt", prompt, "--temp", "0", "--max-tokens", str(max_tokens),
-           "--device", "cpu"]
-    lm = kn.models.load_language_model(model)
+    common = ["--model", model, "--prompt", prompt, "--max-tokens", str(max_tokens)]
+    cpp_cmd = [exe, "generate", "--temp", "0", "--device", "cpu"] + common
+    py_cmd = [sys.executable, os.path.abspath(__file__), "--generation-child"] + common
 
     def cpp_run():
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        out = subprocess.run(cpp_cmd, check=True, capture_output=True, text=True)
         m = re.search(r"generation: (\d+) tokens, ([\d.]+) tokens/s", out.stderr)
         if not m:
             raise RuntimeError("no statistics line in the output of kiln generate:\n" + out.stderr)
-        return int(m.group(1)), float(m.group(2)), out.stdout.rstrip("\n")
+        return {"tokens": int(m.group(1)), "tps": float(m.group(2)), "text": out.stdout.rstrip("\n")}
 
     def python_run():
-        stamps, pieces = [], []
-        gen = kn.generate(lm, prompt, max_tokens=max_tokens, temperature=0.0)
-        for piece in gen:
-            stamps.append(time.perf_counter())
-            pieces.append(piece)
-        # The consumer's view: pieces after the first, over the time from the first to the last.
-        seen = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else float("nan")
-        return gen.stats["generated_tokens"], gen.stats["generation_tps"], seen, "".join(pieces)
+        out = subprocess.run(py_cmd, check=True, capture_output=True, text=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
 
-    # Alternating runs, so that a slow spell of a shared machine falls on both sides.
+    # Each side in a fresh process, alternating, so that both start from the same state of the machine
+    # (a process that already holds the model changes the other's speed by a few percent) and a slow
+    # spell of a shared machine falls on both.
     cpp, py = [], []
     for _ in range(repeats):
         cpp.append(cpp_run())
         py.append(python_run())
-    cpp_tokens, cpp_tps = cpp[0][0], statistics.median(r[1] for r in cpp)
-    py_tokens, py_tps = py[0][0], statistics.median(r[1] for r in py)
-    seen_tps = statistics.median(r[2] for r in py)
+    cpp_tps = statistics.median(r["tps"] for r in cpp)
+    py_tps = statistics.median(r["tps"] for r in py)
+    seen_tps = statistics.median(r["seen"] for r in py)
     print(f"Greedy generation on the CPU, {os.path.basename(model)}, at most {max_tokens} tokens, "
           f"median of {repeats} alternating runs:")
-    print(f"  C++    kiln generate  {cpp_tokens:4d} tokens  {cpp_tps:8.2f} tokens/s   "
-          f"(runs: {', '.join(f'{r[1]:.2f}' for r in cpp)})")
-    print(f"  Python kn.generate    {py_tokens:4d} tokens  {py_tps:8.2f} tokens/s   "
-          f"(runs: {', '.join(f'{r[1]:.2f}' for r in py)}; pieces as the loop sees them: {seen_tps:.2f}/s)")
+    cpp_runs = ", ".join("%.2f" % r["tps"] for r in cpp)
+    py_runs = ", ".join("%.2f" % r["tps"] for r in py)
+    print(f"  C++    kiln generate  {cpp[0]['tokens']:4d} tokens  {cpp_tps:8.2f} tokens/s   (runs: {cpp_runs})")
+    print(f"  Python kn.generate    {py[0]['tokens']:4d} tokens  {py_tps:8.2f} tokens/s   (runs: {py_runs}; "
+          f"pieces as the loop sees them: {seen_tps:.2f}/s)")
     print(f"  Python / C++: {py_tps / cpp_tps:.3f}")
-    if py_tokens != cpp_tokens or py[0][3] != cpp[0][2]:
-        print(f"  (the two differ: {py_tokens} vs {cpp_tokens} tokens, same text: {py[0][3] == cpp[0][2]})")
+    if py[0]["tokens"] != cpp[0]["tokens"] or py[0]["text"] != cpp[0]["text"]:
+        print(f"  (the two differ: {py[0]['tokens']} vs {cpp[0]['tokens']} tokens, "
+              f"same text: {py[0]['text'] == cpp[0]['text']})")
     return cpp_tps, py_tps
 
 
@@ -146,7 +159,11 @@ def main():
     ap.add_argument("--repeats", type=int, default=3, help="alternating generation runs of each side")
     ap.add_argument("--skip-generate", action="store_true")
     ap.add_argument("--skip-calls", action="store_true")
+    ap.add_argument("--generation-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.generation_child:
+        python_generation(args.model, args.max_tokens, args.prompt)
+        return 0
     if not args.skip_calls:
         call_overhead()
     if not args.skip_generate:

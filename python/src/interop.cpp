@@ -72,15 +72,13 @@ std::function<void()> releaser(T owner) {
 // Any array nanobind imports (DLPack capsules, __dlpack__, the buffer protocol), on any device.
 using AnyArray = nb::ndarray<nb::ro>;
 
-template <class ND>
-kiln::Shape shape_of(const ND& nd) {
+kiln::Shape shape_of(const AnyArray& nd) {
   kiln::Shape shape(nd.ndim());
   for (size_t d = 0; d < nd.ndim(); ++d) shape[d] = static_cast<int64_t>(nd.shape(d));
   return shape;
 }
 
-template <class ND>
-bool row_major(const ND& nd) {
+bool row_major(const AnyArray& nd) {
   int64_t expected = 1;
   for (size_t d = nd.ndim(); d-- > 0;) {
     if (nd.shape(d) == 0) return true;
@@ -90,7 +88,9 @@ bool row_major(const ND& nd) {
   return true;
 }
 
-bool aligned(const AnyArray& nd) { return reinterpret_cast<uintptr_t>(nd.data()) % nd.itemsize() == 0; }
+bool aligned(const AnyArray& nd) {
+  return nd.itemsize() != 0 && reinterpret_cast<uintptr_t>(nd.data()) % nd.itemsize() == 0;
+}
 
 // Why nd's memory cannot back a kiln array as it is, or nullptr when it can.
 const char* unshareable(const AnyArray& nd) {
@@ -275,9 +275,9 @@ bool on_gpu(const array& a) { return a.device().type == Device::gpu; }
 
 // The CUDA stream handle that a DLPack `stream` argument names (None is the legacy default
 // stream, as the protocol says), or nullptr for -1: no synchronization.
-void* consumer_stream(nb::handle stream) {
-  if (stream.is_none()) return reinterpret_cast<void*>(1);
-  auto v = nb::cast<int64_t>(stream);
+void* consumer_stream(std::optional<int64_t> stream) {
+  if (!stream) return reinterpret_cast<void*>(1);
+  int64_t v = *stream;
   if (v == -1) return nullptr;
   if (v <= 0) kiln::fail<kiln::ValueError>("[__dlpack__] stream must be None, -1 or a CUDA stream handle, got ", v);
   return reinterpret_cast<void*>(static_cast<intptr_t>(v));
@@ -295,21 +295,26 @@ nb::object capsule_of(const nb::ndarray<nb::ro>& nd, bool versioned) {
   throw nb::python_error();
 }
 
-nb::object dlpack(const array& self, nb::handle stream, nb::handle max_version, nb::handle dl_device, nb::handle copy) {
+using IntPair = std::optional<std::pair<int, int>>;
+
+nb::object dlpack(const array& self, std::optional<int64_t> stream, IntPair max_version, IntPair dl_device,
+                  std::optional<bool> copy) {
   array a = self;
   bool gpu = on_gpu(a);
-  bool versioned = !max_version.is_none() && nb::cast<std::pair<int, int>>(max_version).first >= 1;
-  if (!dl_device.is_none()) {
-    auto [type, id] = nb::cast<std::pair<int, int>>(dl_device);
+  bool versioned = max_version && max_version->first >= 1;
+  if (dl_device) {
+    auto [type, id] = *dl_device;
     if (type == kDLCPU) {
-      if (gpu && copy.ptr() == Py_False) buffer_error("__dlpack__: the array is on the GPU, so copy=False cannot give host memory");
+      if (gpu && copy == false) {
+        buffer_error("__dlpack__: the array is on the GPU, so copy=False cannot give host memory");
+      }
       gpu = false;
     } else if (!(type == kDLCUDA && gpu && id == a.device().index)) {
       buffer_error("__dlpack__: unsupported dl_device (" + std::to_string(type) + ", " + std::to_string(id) +
                    ") for an array on " + (gpu ? "GPU " + std::to_string(a.device().index) : std::string("the CPU")));
     }
   }
-  if (copy.ptr() == Py_True) a = gpu ? kiln::copy(a, a.stream()) : kiln::copy(a, Device(Device::cpu));
+  if (copy == true) a = gpu ? kiln::copy(a, a.stream()) : kiln::copy(a, Device(Device::cpu));
   if (!gpu) return capsule_of(host_view<>(a), versioned);
 
   {
@@ -478,7 +483,7 @@ void init_interop(nb::module_& m, nb::class_<array>& cls) {
           "copy.");
   cls.def(
       "__dlpack_device__",
-      [](const array& a) { return on_gpu(a) ? nb::make_tuple(kDLCUDA, a.device().index) : nb::make_tuple(kDLCPU, 0); },
+      [](const array& a) { return on_gpu(a) ? std::make_pair(kDLCUDA, a.device().index) : std::make_pair(kDLCPU, 0); },
       "The DLPack device of the array: (1, 0) for the CPU, (2, index) for a CUDA GPU.");
 }
 
