@@ -92,6 +92,52 @@ array::array(const void* data, Shape shape, Dtype dtype) : node_(std::make_share
   node_->status.store(kAvailable, std::memory_order_release);
 }
 
+array::array(std::shared_ptr<Buffer> buffer, Shape shape, Dtype dtype, Strides strides, int64_t offset,
+             Stream stream)
+    : node_(std::make_shared<Node>()) {
+  node_->shape = std::move(shape);
+  node_->size = shape_size(node_->shape);
+  node_->dtype = dtype;
+  node_->stream = stream;
+  set_data(std::move(buffer), std::move(strides), offset);
+  node_->status.store(kAvailable, std::memory_order_release);
+}
+
+array from_external(ExternalMemory memory, Shape shape, Dtype dtype, Strides strides, StreamOrDevice s) {
+  Stream stream = to_stream(s);
+  for (auto d : shape) {
+    if (d < 0) fail<ValueError>("[from_external] negative dimension in shape ", shape);
+  }
+  if (strides.empty()) strides = row_major_strides(shape);
+  if (strides.size() != shape.size()) {
+    fail<ValueError>("[from_external] ", strides.size(), " strides for ", shape.size(), " dimensions");
+  }
+  const size_t item = size_of(dtype);
+  int64_t span = shape_size(shape) > 0 ? 1 : 0;  // elements from the first to one past the last
+  for (size_t i = 0; i < shape.size() && span; ++i) {
+    if (strides[i] < 0) fail<ValueError>("[from_external] negative strides are not supported: ", strides[i]);
+    span += (shape[i] - 1) * strides[i];
+  }
+  auto address = reinterpret_cast<uintptr_t>(memory.data);
+  if (span && !memory.data) fail<ValueError>("[from_external] no data for ", shape_size(shape), " elements");
+  if (address % item != 0) {
+    fail<ValueError>("[from_external] the data at byte address ", address, " is not aligned to ", dtype, " (",
+                     item, " bytes)");
+  }
+  if (memory.device.type == Device::gpu) {
+    if (memory.device.index < 0 || memory.device.index >= gpu_count()) {
+      fail<ValueError>("[from_external] the memory is on GPU ", memory.device.index, " but ", gpu_count(),
+                       " GPUs are present");
+    }
+    if (memory.stream < 0) memory.stream = default_stream(memory.device).index;
+  }
+  uintptr_t head = address % 16;  // a multiple of the element size, which divides 16
+  memory.data = reinterpret_cast<char*>(memory.data) - head;
+  auto buffer = std::make_shared<Buffer>(head + static_cast<size_t>(span) * item, std::move(memory));
+  return array(std::move(buffer), std::move(shape), dtype, std::move(strides), static_cast<int64_t>(head / item),
+               stream);
+}
+
 array::array(Shape shape, Dtype dtype, std::shared_ptr<Primitive> primitive, std::vector<array> inputs,
              Stream stream)
     : node_(std::make_shared<Node>()) {

@@ -52,6 +52,10 @@ class array {
   // Copies `data` (laid out row-major with `shape`, elements of `dtype`) into a new array.
   array(const void* data, Shape shape, Dtype dtype);
 
+  // An evaluated array over storage that exists already: the elements start `offset` elements
+  // into `buffer` and are `strides` (in elements) apart.
+  array(std::shared_ptr<Buffer> buffer, Shape shape, Dtype dtype, Strides strides, int64_t offset, Stream stream);
+
   // A node of the graph: the output of `primitive` applied to `inputs`, computed on `stream`.
   array(Shape shape, Dtype dtype, std::shared_ptr<Primitive> primitive, std::vector<array> inputs,
         Stream stream);
@@ -155,6 +159,15 @@ class array {
   void fill_layout(Strides strides, int64_t offset);
   std::shared_ptr<Node> node_;
 };
+
+// An array over memory that another library owns, without a copy (see ExternalMemory): `shape`
+// elements of `dtype` at memory.data, `strides` elements apart (row-major when empty; none
+// negative). memory.data must be aligned to the element size. The array is evaluated, on the
+// stream of `s`; kiln reads the memory and never writes it (ops make new arrays, and the in-place
+// update of donate_buffer refuses it). The buffer starts at the 16-byte boundary at or below
+// memory.data, as kiln's own buffers do (a dtype view relies on it), so it may cover up to 15
+// bytes before the data: bytes of the same 16-byte block, which are never used.
+array from_external(ExternalMemory memory, Shape shape, Dtype dtype, Strides strides = {}, StreamOrDevice s = {});
 
 // Row-major strides of a shape.
 Strides row_major_strides(const Shape& shape);

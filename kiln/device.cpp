@@ -37,6 +37,17 @@ Device initial_default_device() {
   return gpu_available() ? Device(Device::gpu) : Device(Device::cpu);
 }
 
+Stream default_stream_locked(Device d) {
+  auto& t = stream_table();
+  std::lock_guard<std::mutex> lock(t.mutex);
+  for (auto& s : t.streams) {
+    if (s.device == d) return s;  // the first stream made for a device is its default
+  }
+  Stream s{static_cast<int>(t.streams.size()), d};
+  t.streams.push_back(s);
+  return s;
+}
+
 Device& default_device_ref() {
   static Device d = initial_default_device();
   return d;
@@ -64,14 +75,12 @@ void set_default_device(Device d) {
 }
 
 Stream default_stream(Device d) {
-  auto& t = stream_table();
-  std::lock_guard<std::mutex> lock(t.mutex);
-  for (auto& s : t.streams) {
-    if (s.device == d) return s;  // the first stream made for a device is its default
-  }
-  Stream s{static_cast<int>(t.streams.size()), d};
-  t.streams.push_back(s);
-  return s;
+  // Every op asks for this. A device's default stream never changes once made, so each thread
+  // remembers the last one it was given and skips the lock.
+  thread_local Stream last{-1, Device()};
+  if (last.index >= 0 && last.device == d) return last;
+  last = default_stream_locked(d);
+  return last;
 }
 
 Stream new_stream(Device d) {

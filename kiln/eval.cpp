@@ -1,5 +1,6 @@
 #include "kiln/eval.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -36,20 +37,43 @@ void run_node(array& a) {
   a.detach();
 }
 
+// The nodes a walk has met. Most graphs that reach eval from Python are a few nodes: those are
+// searched in a short vector (no allocation per node), larger ones in a hash set.
+class SeenNodes {
+ public:
+  // Whether id is new (and records it).
+  bool insert(const void* id) {
+    if (set_.empty()) {
+      if (std::find(few_.begin(), few_.end(), id) != few_.end()) return false;
+      if (few_.size() < kFew) {
+        few_.push_back(id);
+        return true;
+      }
+      set_.insert(few_.begin(), few_.end());
+    }
+    return set_.insert(id).second;
+  }
+
+ private:
+  static constexpr size_t kFew = 32;
+  std::vector<const void*> few_;
+  std::unordered_set<const void*> set_;
+};
+
 void eval_locked(std::vector<array>& outputs) {
   // Post-order walk with an explicit stack, so graph depth never touches the call stack.
   std::vector<std::optional<array>> tape;
-  std::unordered_set<const void*> seen;
+  SeenNodes seen;
   std::vector<std::pair<array, size_t>> stack;
   for (auto& out : outputs) {
-    if (out.is_available() || !seen.insert(out.id()).second) continue;
+    if (out.is_available() || !seen.insert(out.id())) continue;
     stack.emplace_back(out, 0);
     while (!stack.empty()) {
       size_t top = stack.size() - 1;
       const auto& inputs = stack[top].first.inputs();
       if (stack[top].second < inputs.size()) {
         const array& in = inputs[stack[top].second++];
-        if (!in.is_available() && seen.insert(in.id()).second) stack.emplace_back(in, 0);
+        if (!in.is_available() && seen.insert(in.id())) stack.emplace_back(in, 0);
       } else {
         tape.push_back(std::move(stack[top].first));
         stack.pop_back();

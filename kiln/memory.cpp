@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <map>
+#include <cstring>
 #include <new>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "kiln/backend/gpu.h"
 #include "kiln/errors.h"
@@ -28,7 +30,9 @@ struct Accounting {
   size_t limit = 0;  // 0: none
   size_t cache_limit = size_t(4) << 30;
   size_t host_cached = 0;
-  std::multimap<size_t, void*> host_free;  // rounded size -> block
+  // Rounded size -> free blocks of that size. Vectors, so that a free and the next allocation of
+  // the size cost no allocation of their own.
+  std::unordered_map<size_t, std::vector<void*>> host_free;
 };
 
 Accounting& acc() {
@@ -37,7 +41,9 @@ Accounting& acc() {
 }
 
 void release_host_cache_locked(Accounting& a) {
-  for (auto& [size, p] : a.host_free) std::free(p);
+  for (auto& [size, blocks] : a.host_free) {
+    for (void* p : blocks) std::free(p);
+  }
   a.host_free.clear();
   a.host_cached = 0;
 }
@@ -66,10 +72,10 @@ void* host_malloc(size_t bytes) {
   {
     std::lock_guard<std::mutex> lock(a.mutex);
     reserve_locked(a, size, "malloc");
-    auto it = a.host_free.lower_bound(size);
-    if (it != a.host_free.end() && it->first == size) {
-      void* p = it->second;
-      a.host_free.erase(it);
+    auto it = a.host_free.find(size);
+    if (it != a.host_free.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
       a.host_cached -= size;
       return p;
     }
@@ -94,7 +100,7 @@ void host_free(void* p, size_t bytes) {
   std::lock_guard<std::mutex> lock(a.mutex);
   a.active -= size;
   if (a.host_cached + size <= a.cache_limit) {
-    a.host_free.emplace(size, p);
+    a.host_free[size].push_back(p);
     a.host_cached += size;
   } else {
     std::free(p);
@@ -132,24 +138,49 @@ void gpu_free(void* p, size_t bytes, int device, int stream) {
 
 Buffer::Buffer(size_t nbytes) : nbytes_(nbytes) {}
 
+Buffer::Buffer(size_t nbytes, ExternalMemory memory)
+    : nbytes_(nbytes), external_(memory.data), release_(std::move(memory.release)) {
+  if (memory.device.type == Device::cpu) {
+    host_ = memory.data;
+    host_valid_ = true;
+  } else {
+    gpu_ = memory.data;
+    gpu_device_ = memory.device.index;
+    gpu_stream_ = memory.stream;
+    gpu_valid_ = true;
+  }
+}
+
 Buffer::~Buffer() {
-  if (host_) allocator::host_free(host_, nbytes_);
-  if (gpu_) allocator::gpu_free(gpu_, nbytes_, gpu_device_, gpu_stream_);
+  if (host_ && host_ != external_ && host_ != small_) allocator::host_free(host_, nbytes_);
+  if (gpu_ && gpu_ != external_) allocator::gpu_free(gpu_, nbytes_, gpu_device_, gpu_stream_);
+  if (!release_) return;
+  try {
+    // Queued GPU work may still read the lent memory (or copy from it): the owner gets it back
+    // only once that work is done.
+    if (gpu_stream_ >= 0) {
+      if (auto* g = gpu_backend()) g->synchronize(gpu_device_, gpu_stream_);
+    }
+    release_();
+  } catch (...) {
+    // A destructor cannot report; the owner keeps its memory either way.
+  }
 }
 
 void Buffer::ensure_host_allocated() {
-  if (!host_) host_ = allocator::host_malloc(nbytes_);
+  if (!host_) host_ = nbytes_ <= sizeof(small_) ? small_ : allocator::host_malloc(nbytes_);
 }
 
 void Buffer::ensure_gpu_allocated(int device, int stream) {
   if (gpu_ && gpu_device_ != device) {
     // Moving between GPUs goes through the host.
     if (gpu_valid_ && !host_valid_) {
+      own_host();
       ensure_host_allocated();
       gpu_backend()->copy_to_host(host_, gpu_, nbytes_, gpu_device_, gpu_stream_);
       host_valid_ = true;
     }
-    allocator::gpu_free(gpu_, nbytes_, gpu_device_, gpu_stream_);
+    if (gpu_ != external_) allocator::gpu_free(gpu_, nbytes_, gpu_device_, gpu_stream_);
     gpu_ = nullptr;
     gpu_valid_ = false;
   }
@@ -160,9 +191,27 @@ void Buffer::ensure_gpu_allocated(int device, int stream) {
   }
 }
 
+// Before anything is written to a side that is still the external memory, that side moves to
+// kiln's own memory (keeping its contents where they are current): the owner's data never
+// changes under it.
+void Buffer::own_host() {
+  if (!external_ || host_ != external_) return;
+  void* p = nbytes_ <= sizeof(small_) ? small_ : allocator::host_malloc(nbytes_);
+  if (host_valid_) std::memcpy(p, host_, nbytes_);
+  host_ = p;
+}
+
+void Buffer::own_gpu(int device, int stream) {
+  if (!external_ || gpu_ != external_) return;
+  void* p = allocator::gpu_malloc(nbytes_, device, stream);
+  if (gpu_valid_) gpu_backend()->copy_device_to_device(p, gpu_, nbytes_, device, stream);
+  gpu_ = p;
+}
+
 const void* Buffer::read_host() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!host_valid_) {
+    own_host();
     ensure_host_allocated();
     if (gpu_valid_) gpu_backend()->copy_to_host(host_, gpu_, nbytes_, gpu_device_, gpu_stream_);
     host_valid_ = true;  // a buffer never written reads as whatever the allocation holds
@@ -180,6 +229,7 @@ const void* Buffer::read_gpu(int device, int stream) {
     return gpu_;
   }
   ensure_gpu_allocated(device, stream);
+  own_gpu(device, stream);
   if (host_valid_) gpu_backend()->copy_to_device(gpu_, host_, nbytes_, device, stream);
   gpu_valid_ = true;
   return gpu_;
@@ -187,6 +237,7 @@ const void* Buffer::read_gpu(int device, int stream) {
 
 void* Buffer::write_host() {
   std::lock_guard<std::mutex> lock(mutex_);
+  own_host();
   ensure_host_allocated();
   host_valid_ = true;
   gpu_valid_ = false;
@@ -200,6 +251,7 @@ void* Buffer::write_gpu(int device, int stream) {
     gpu_backend()->stream_wait(device, stream, gpu_stream_);
     gpu_stream_ = stream;
   }
+  own_gpu(device, stream);
   gpu_valid_ = true;
   host_valid_ = false;
   return gpu_;

@@ -4,13 +4,33 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <mutex>
 
+#include "kiln/device.h"
+
 namespace kiln {
+
+// Memory that someone else owns (a NumPy array, a PyTorch tensor), lent to a Buffer without a
+// copy. kiln reads it and never writes or frees it: `release` runs once when the buffer lets go,
+// and for memory that kiln's GPU work has touched only after that work has finished.
+struct ExternalMemory {
+  void* data = nullptr;
+  Device device;  // the CPU for host memory, else the GPU whose memory it is
+  // GPU memory: the kiln stream index after whose queued work the memory holds its data (the
+  // owner's producer was made to wait for, or ordered before, that stream).
+  int stream = -1;
+  std::function<void()> release;
+};
 
 class Buffer {
  public:
   explicit Buffer(size_t nbytes);
+  // Storage over external memory of `nbytes`. It is not counted in active memory (kiln did not
+  // allocate it). Reads see the owner's memory as it is when they run; a copy on the other side
+  // (host or GPU) is made on first use there and is not refreshed afterwards. Writes never reach
+  // the owner: writing to the external side first moves the data into kiln's own memory.
+  Buffer(size_t nbytes, ExternalMemory memory);
   ~Buffer();
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
@@ -29,10 +49,14 @@ class Buffer {
   bool on_host() const { return host_valid_; }
   bool on_gpu() const { return gpu_valid_; }
   int gpu_stream() const { return gpu_stream_; }
+  // Whether a side of this buffer is still the external memory it was made over.
+  bool external() const { return external_ != nullptr && (host_ == external_ || gpu_ == external_); }
 
  private:
   void ensure_host_allocated();
   void ensure_gpu_allocated(int device, int stream);
+  void own_host();
+  void own_gpu(int device, int stream);
 
   size_t nbytes_;
   std::mutex mutex_;
@@ -42,6 +66,11 @@ class Buffer {
   int gpu_stream_ = -1;  // stream of the last GPU use: frees and host reads order after it
   bool host_valid_ = false;
   bool gpu_valid_ = false;
+  void* external_ = nullptr;  // the lent memory (host_ or gpu_ while that side still uses it)
+  std::function<void()> release_;
+  // The host side of the smallest buffers (scalars, mostly): no trip through the allocator,
+  // and not counted in active memory.
+  alignas(16) unsigned char small_[16];
 };
 
 // Bytes in use by arrays (host and GPU together), and the most ever in use since the last reset.

@@ -126,6 +126,13 @@ array broadcast_to(const array& a, const Shape& shape, StreamOrDevice s) {
   for (auto d : shape) {
     if (d < 0) fail<ValueError>("[broadcast_to] negative dimension in shape ", shape);
   }
+  if (a.is_available()) {
+    // Already computed (a Python scalar beside an array, mostly): the view its kernel would make,
+    // made now, so the graph has no node for it.
+    Strides strides(shape.size(), 0);
+    for (size_t i = 0; i < a.shape().size(); ++i) strides[lead + i] = a.shape()[i] == 1 ? 0 : a.strides()[i];
+    return array(a.buffer(), shape, a.dtype(), std::move(strides), a.offset(), to_stream(s));
+  }
   return array(shape, a.dtype(), std::make_shared<BroadcastTo>(), {a}, to_stream(s));
 }
 

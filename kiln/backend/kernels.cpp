@@ -59,6 +59,8 @@ bool donate_buffer(const array& in, array& out) {
   // use_count 1: the consumer's input list holds the only handle, and the node the only
   // reference to the buffer.
   if (!in.is_available() || in.use_count() != 1 || !in.buffer() || in.buffer().use_count() != 1) return false;
+  // Memory lent by another library (kn.asarray of a NumPy array) is read, never written.
+  if (in.buffer()->external()) return false;
   if (!in.row_contiguous() || in.offset() != 0 || in.data_size() != in.size() || in.size() != out.size() ||
       in.itemsize() != out.itemsize() || in.buffer()->nbytes() != out.nbytes()) {
     return false;

@@ -27,8 +27,9 @@ size_t kernel_launches(Backend backend);
 // Lets `out` take over `in`'s buffer, so an update writes only what changes instead of copying
 // the whole array (the KV cache's append). Only when nothing else can observe it: no other
 // handle to `in`'s node and no view of its buffer, `in` row-contiguous from offset 0 with out's
-// size and element size. The caller must make the buffer current on its side (read_host /
-// read_gpu) before writing. Returns false, changing nothing, otherwise.
+// size and element size, and the buffer kiln's own (not external memory that another library
+// lent). The caller must make the buffer current on its side (read_host / read_gpu) before
+// writing. Returns false, changing nothing, otherwise.
 bool donate_buffer(const array& in, array& out);
 
 // Each backend's tables are filled once, on first use.

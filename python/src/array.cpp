@@ -1,11 +1,9 @@
 // The array class: construction, metadata, conversions to Python and NumPy (buffer protocol,
-// __array__, DLPack) and the Python operators. Indexing is in indexing.cpp.
-#include <nanobind/ndarray.h>
-
+// __array__) and the Python operators. Indexing is in indexing.cpp, DLPack in interop.cpp.
 #include <sstream>
 #include <string>
 
-#include "common.h"
+#include "interop.h"
 
 namespace kiln_py {
 
@@ -13,56 +11,6 @@ using kiln::array;
 using kiln::Dtype;
 
 namespace {
-
-// ---- export of the host data ----
-
-// A byte that stands in for the data pointer of empty arrays, which may have none.
-char empty_data = 0;
-
-const char* data_pointer(array& a) {
-  if (a.size() == 0 || !a.buffer()) return &empty_data;
-  return static_cast<const char*>(a.buffer()->read_host()) + a.offset() * static_cast<int64_t>(a.itemsize());
-}
-
-nb::dlpack::dtype dlpack_dtype(Dtype d) {
-  using C = nb::dlpack::dtype_code;
-  C code = C::Float;
-  switch (kiln::kind_of(d)) {
-    case kiln::DtypeKind::boolean:
-      code = C::Bool;
-      break;
-    case kiln::DtypeKind::unsigned_int:
-      code = C::UInt;
-      break;
-    case kiln::DtypeKind::signed_int:
-      code = C::Int;
-      break;
-    case kiln::DtypeKind::complex:
-      code = C::Complex;
-      break;
-    default:
-      code = d == kiln::bfloat16 ? C::Bfloat : C::Float;
-  }
-  return {static_cast<uint8_t>(code), static_cast<uint8_t>(kiln::size_of(d) * 8), 1};
-}
-
-// A view of the evaluated host data that keeps a handle to the array alive (so the data outlives
-// a later __setitem__ that rebinds the Python object to a new array).
-template <class... Framework>
-nb::ndarray<nb::ro, Framework...> host_view(array a) {
-  {
-    nb::gil_scoped_release release;
-    a.eval();
-  }
-  const char* data = data_pointer(a);
-  std::vector<size_t> shape(a.shape().begin(), a.shape().end());
-  std::vector<int64_t> strides(a.strides().begin(), a.strides().end());
-  if (strides.size() != shape.size()) strides = kiln::row_major_strides(a.shape());
-  auto* keep = new array(a);
-  nb::capsule owner(keep, [](void* p) noexcept { delete static_cast<array*>(p); });
-  return nb::ndarray<nb::ro, Framework...>(data, shape.size(), shape.data(), owner, strides.data(),
-                                           dlpack_dtype(a.dtype()), nb::device::cpu::value);
-}
 
 // ---- buffer protocol ----
 
@@ -114,7 +62,7 @@ int array_getbuffer(PyObject* obj, Py_buffer* view, int flags) {
       a = kiln::copy(a);
       a.eval();
     }
-    data = data_pointer(a);
+    data = host_data_pointer(a);
   } catch (const std::exception& e) {
     PyErr_SetString(PyExc_BufferError, e.what());
     return -1;
@@ -254,11 +202,6 @@ void init_array(nb::module_& m) {
         return out;
       },
       "dtype"_a = nb::none(), "copy"_a = nb::none(), "A NumPy array of the values (a read-only view where it can be).");
-  cls.def(
-      "__dlpack__",
-      [](const array& a, nb::kwargs) { return host_view<>(a).cast(); },
-      "A DLPack capsule of the (evaluated, host) data; the keyword arguments of the protocol are accepted.");
-  cls.def("__dlpack_device__", [](const array&) { return nb::make_tuple(1, 0); });
 
   // Arithmetic, comparisons and bitwise operators; a Python scalar takes the array's dtype.
 #define KILN_PY_OPERATOR(name, rname, fn)                                  \
@@ -294,6 +237,7 @@ void init_array(nb::module_& m) {
   cls.attr("__hash__") = nb::none();
 
   init_indexing(cls);
+  init_interop(m, cls);
 }
 
 }  // namespace kiln_py

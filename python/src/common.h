@@ -84,6 +84,7 @@ void init_dtype(nb::module_& m);
 void init_device(nb::module_& m);
 void init_array(nb::module_& m);
 void init_indexing(nb::class_<kiln::array>& cls);
+void init_interop(nb::module_& m, nb::class_<kiln::array>& cls);
 void init_ops_elementwise(nb::module_& m);
 void init_ops_reduce(nb::module_& m);
 void init_ops_shape(nb::module_& m);

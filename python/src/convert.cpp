@@ -1,12 +1,10 @@
 // Conversions between Python values and arrays.
-#include <nanobind/ndarray.h>
-
 #include <complex>
 #include <cstring>
 #include <limits>
 #include <string>
 
-#include "common.h"
+#include "interop.h"
 
 namespace nanobind::detail {
 
@@ -101,9 +99,9 @@ array python_scalar(PyObject* p) {
   return array(read_complex(p));
 }
 
-// ---- NumPy arrays and other buffer / DLPack providers ----
+}  // namespace
 
-using HostArray = nb::ndarray<nb::ro, nb::device::cpu>;
+// ---- NumPy arrays and other buffer / DLPack providers ----
 
 std::optional<Dtype> dtype_of_dlpack(nb::dlpack::dtype t) {
   using C = nb::dlpack::dtype_code;
@@ -142,6 +140,8 @@ std::optional<Dtype> dtype_of_dlpack(nb::dlpack::dtype t) {
   return std::nullopt;
 }
 
+namespace {
+
 // Calls f(element pointer) for each element in row-major order, following the strides.
 template <class F>
 void for_each_element(const HostArray& nd, F&& f) {
@@ -173,7 +173,9 @@ bool row_contiguous(const HostArray& nd) {
   return true;
 }
 
-array from_host_array(const HostArray& nd) {
+}  // namespace
+
+array copy_host_array(const HostArray& nd) {
   Shape shape(nd.ndim());
   for (size_t d = 0; d < nd.ndim(); ++d) shape[d] = static_cast<int64_t>(nd.shape(d));
   auto t = nd.dtype();
@@ -203,6 +205,8 @@ array from_host_array(const HostArray& nd) {
   });
   return array(packed.data(), std::move(shape), *dtype);
 }
+
+namespace {
 
 // ---- nested lists ----
 
@@ -310,10 +314,12 @@ array convert(nb::handle obj) {
   if (is_sequence(p)) return from_list(obj);
   HostArray nd;
   if (!PyUnicode_Check(p) && !PyBytes_Check(p)) {
-    if (nb::try_cast(obj, nd)) return from_host_array(nd);
+    // GPU memory (a PyTorch CUDA tensor): copied on the GPU, after the DLPack stream handshake.
+    if (on_cuda_device(obj)) return import_array(obj, CopyMode::always, "array");
+    if (nb::try_cast(obj, nd)) return copy_host_array(nd);
     if (nb::hasattr(obj, "__array__")) {
       nb::object converted = obj.attr("__array__")();
-      if (nb::try_cast(converted, nd)) return from_host_array(nd);
+      if (nb::try_cast(converted, nd)) return copy_host_array(nd);
     }
   }
   kiln::fail<kiln::TypeError>("[array] cannot convert an object of type '", nb::type_name(obj.type()).c_str(),

@@ -125,12 +125,19 @@ class CudaBackend final : public GpuBackend {
 
   void stream_wait(int device, int stream, int other) override {
     if (other < 0 || other == stream) return;
-    cudaStream_t s = get_stream(device, stream), o = get_stream(device, other);
-    cudaEvent_t ev;
-    cuda::check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "event create");
-    cuda::check(cudaEventRecord(ev, o), "event record");
-    cuda::check(cudaStreamWaitEvent(s, ev, 0), "stream wait");
-    cudaEventDestroy(ev);
+    order(get_stream(device, stream), get_stream(device, other));
+  }
+
+  void* native_stream(int device, int stream) override { return get_stream(device, stream); }
+
+  void native_wait(void* native, int device, int stream) override {
+    cudaStream_t s = get_stream(device, stream);
+    if (static_cast<cudaStream_t>(native) != s) order(static_cast<cudaStream_t>(native), s);
+  }
+
+  void wait_native(int device, int stream, void* native) override {
+    cudaStream_t s = get_stream(device, stream);
+    if (static_cast<cudaStream_t>(native) != s) order(s, static_cast<cudaStream_t>(native));
   }
 
   void synchronize(int device, int stream) override {
@@ -188,6 +195,16 @@ class CudaBackend final : public GpuBackend {
   }
 
  private:
+  // Work queued on `waiter` from now on waits for all work so far on `first`.
+  static void order(cudaStream_t waiter, cudaStream_t first) {
+    cudaEvent_t ev;
+    cuda::check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "event create");
+    cudaError_t err = cudaEventRecord(ev, first);
+    if (err == cudaSuccess) err = cudaStreamWaitEvent(waiter, ev, 0);
+    cudaEventDestroy(ev);
+    cuda::check(err, "stream wait");
+  }
+
   struct PairHash {
     size_t operator()(const std::pair<int, int>& p) const { return std::hash<int64_t>()((int64_t(p.first) << 32) | p.second); }
   };
