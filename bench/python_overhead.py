@@ -3,7 +3,7 @@
 generation from Python beside the C++ `kiln generate`.
 
     PYTHONPATH=build-py python3 bench/python_overhead.py [--build build-cpp] [--model PATH]
-        [--max-tokens 128] [--skip-generate] [--skip-calls]
+        [--max-tokens 128] [--repeats 3] [--skip-generate] [--skip-calls]
 
 (a) Per call, the median over many timed batches of one tiny-array operation: building the graph
     only (`a + 1.0`, `kn.add(a, b)`), and building plus evaluating it; NumPy's and PyTorch's same

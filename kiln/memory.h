@@ -74,6 +74,7 @@ class Buffer {
 };
 
 // Bytes in use by arrays (host and GPU together), and the most ever in use since the last reset.
+// Only kiln's allocations count: not external memory, nor the few bytes of a scalar.
 size_t get_active_memory();
 size_t get_peak_memory();
 void reset_peak_memory();

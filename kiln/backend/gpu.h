@@ -39,6 +39,8 @@ class GpuBackend {
 
   // Makes work on `stream` wait for all work so far on `other` (same device).
   virtual void stream_wait(int device, int stream, int other) = 0;
+  virtual void synchronize(int device, int stream) = 0;
+  virtual void synchronize_all() = 0;
 
   // Exchanging memory with other libraries (DLPack): the backend's own handle of a kiln stream
   // (a cudaStream_t), and ordering between a kiln stream and another library's stream handle on
@@ -48,8 +50,6 @@ class GpuBackend {
   virtual void native_wait(void* native, int device, int stream) = 0;
   // Work queued on kiln's `stream` from now on waits for all work so far on `native`.
   virtual void wait_native(int device, int stream, void* native) = 0;
-  virtual void synchronize(int device, int stream) = 0;
-  virtual void synchronize_all() = 0;
 
   // Graph capture: work queued on `stream` by this thread between begin_capture and end_capture
   // is recorded, not run. end_capture returns the replayable graph (an opaque handle); memory the

@@ -147,6 +147,20 @@ def test_owner_released_from_evaluation(rng):
     assert_close(w, expected)
 
 
+def test_no_deadlock_when_the_worker_lets_go(rng):
+    """The evaluation worker can drop the last reference to shared memory while the main thread, holding the GIL,
+    waits for that evaluation (item() evaluates without releasing the GIL): the release must not wait for the
+    GIL."""
+    for _ in range(20):
+        x = random_array(rng, (64, 64))
+        x64 = x.astype(np.float64)
+        expected, scale = (x64 @ x64).sum(), (np.abs(x64) @ np.abs(x64)).sum()
+        y = kn.sum(kn.asarray(x) @ kn.asarray(x))
+        del x
+        kn.async_eval(y)
+        assert abs(y.item() - expected) <= 1e-5 * scale
+
+
 def test_writes_never_reach_the_owner(rng):
     x = random_array(rng, (8, 8))
     original = x.copy()
