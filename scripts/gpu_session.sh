@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine: build, run the tests on the GPU, run the benchmarks.
 #   scripts/gpu_session.sh [tests|bench|all] [extra gtest filter]
-# KILN_TARGETS (e.g. "kiln_tests") limits what is built.
+# KILN_TARGETS (e.g. "kiln_tests") limits what is built. scripts/device_deps.sh prepares the
+# .deps/ and .whl/ folders to carry (the machine lacks PCRE2, libjpeg, libpng, cudnn-frontend and
+# a recent CMake).
 # Logs go to $OUT (when set) so they come back even if the call is cut short.
 set -uo pipefail
 cd "$(dirname "$0")/.."
