@@ -94,6 +94,23 @@ Windows windows(const array& x, const std::vector<int>& kernel, const std::vecto
   return {cols, out_spatial};
 }
 
+// Checks that groups divides the channels and the weight's input channels fit; returns the
+// floating dtype the convolution computes in.
+Dtype check_channels(const array& input, const array& weight, int groups, const char* op) {
+  if (groups < 1) fail<ValueError>("[", op, "] groups must be positive, got ", groups);
+  const int64_t C = input.shape().back(), Cout = weight.shape(0);
+  if (C % groups != 0 || Cout % groups != 0) {
+    fail<ValueError>("[", op, "] groups (", groups, ") must divide the input channels (", C, ") and output channels (",
+                     Cout, ")");
+  }
+  if (weight.shape().back() != C / groups) {
+    fail<ValueError>("[", op, "] weight has ", weight.shape().back(), " input channels per group; the input has ", C,
+                     " channels in ", groups, " group(s), so ", C / groups, " are expected");
+  }
+  Dtype dtype = promote_types(input.dtype(), weight.dtype());
+  return is_floating(dtype) ? dtype : float32;
+}
+
 // The Convolution node: x and w validated, of one floating dtype.
 array convolution(const array& x, const array& w, const std::vector<int>& stride, const std::vector<int>& lo,
                   const std::vector<int>& hi, const std::vector<int>& dil, int groups,
@@ -146,18 +163,8 @@ array conv_general(const array& input, const array& weight_in, std::vector<int> 
     fail<ValueError>("[conv] weight must be (C_out, *kernel, C_in / groups) with ", d, " kernel axes, got shape ",
                      weight_in.shape(), " for input ", input.shape());
   }
-  if (groups < 1) fail<ValueError>("[conv] groups must be positive, got ", groups);
-  const int64_t C = input.shape().back(), Cout = weight_in.shape(0);
-  if (C % groups != 0 || Cout % groups != 0) {
-    fail<ValueError>("[conv] groups (", groups, ") must divide the input channels (", C, ") and output channels (",
-                     Cout, ")");
-  }
-  if (weight_in.shape().back() != C / groups) {
-    fail<ValueError>("[conv] weight has ", weight_in.shape().back(), " input channels per group; the input has ", C,
-                     " channels in ", groups, " group(s), so ", C / groups, " are expected");
-  }
-  Dtype dtype = promote_types(input.dtype(), weight_in.dtype());
-  if (!is_floating(dtype)) dtype = float32;
+  const Dtype dtype = check_channels(input, weight_in, groups, op);
+  const int64_t Cout = weight_in.shape(0);
   stride = per_axis(stride, d, 1, op, "stride");
   padding_lo = per_axis(padding_lo, d, 0, op, "padding_lo");
   padding_hi = per_axis(padding_hi, d, 0, op, "padding_hi");
@@ -246,19 +253,12 @@ array conv2d_fused(const array& input, const array& weight, const std::optional<
   if (weight.ndim() != 4) {
     fail<ValueError>("[", op, "] weight must be (C_out, kH, kW, C_in / groups), got shape ", weight.shape());
   }
-  if (groups < 1) fail<ValueError>("[", op, "] groups must be positive, got ", groups);
-  const int64_t C = input.shape().back(), Cout = weight.shape(0);
-  if (C % groups != 0 || Cout % groups != 0 || weight.shape().back() != C / groups) {
-    fail<ValueError>("[", op, "] weight ", weight.shape(), " does not fit input ", input.shape(), " with ", groups,
-                     " group(s)");
-  }
+  const Dtype dtype = check_channels(input, weight, groups, op);
   std::vector<int> st_{stride.first, stride.second}, pad{padding.first, padding.second},
       dil{dilation.first, dilation.second};
   check_positive(st_, op, "stride");
   check_positive(dil, op, "dilation");
   if (padding.first < 0 || padding.second < 0) fail<ValueError>("[", op, "] padding must not be negative");
-  Dtype dtype = promote_types(input.dtype(), weight.dtype());
-  if (!is_floating(dtype)) dtype = float32;
   Stream st = to_stream(s);
   return convolution(astype(input, dtype, st), astype(weight, dtype, st), st_, pad, pad, dil, groups, bias, residual,
                      activation, op, st);

@@ -308,7 +308,7 @@ TEST(Conv, Errors) {
   KILN_EXPECT_THROW_MSG(conv2d_fused(x, zeros({2, 3, 3, 4}), {}, zeros({1, 5, 6, 2}), ConvActivation::none),
                         ValueError, "broadcast");
   KILN_EXPECT_THROW_MSG(conv2d_fused(x, zeros({2, 3, 3, 2}), {}, {}, ConvActivation::none), ValueError,
-                        "does not fit");
+                        "input channels per group");
 }
 
 }  // namespace

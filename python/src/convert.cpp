@@ -163,16 +163,6 @@ void for_each_element(const HostArray& nd, F&& f) {
   }
 }
 
-bool row_contiguous(const HostArray& nd) {
-  int64_t expected = 1;
-  for (size_t d = nd.ndim(); d-- > 0;) {
-    if (nd.shape(d) == 0) return true;
-    if (nd.shape(d) != 1 && nd.stride(d) != expected) return false;
-    expected *= static_cast<int64_t>(nd.shape(d));
-  }
-  return true;
-}
-
 }  // namespace
 
 array copy_host_array(const HostArray& nd) {

@@ -78,16 +78,6 @@ kiln::Shape shape_of(const AnyArray& nd) {
   return shape;
 }
 
-bool row_major(const AnyArray& nd) {
-  int64_t expected = 1;
-  for (size_t d = nd.ndim(); d-- > 0;) {
-    if (nd.shape(d) == 0) return true;
-    if (nd.shape(d) != 1 && nd.stride(d) != expected) return false;
-    expected *= static_cast<int64_t>(nd.shape(d));
-  }
-  return true;
-}
-
 bool aligned(const AnyArray& nd) {
   return nd.itemsize() != 0 && reinterpret_cast<uintptr_t>(nd.data()) % nd.itemsize() == 0;
 }
@@ -95,7 +85,7 @@ bool aligned(const AnyArray& nd) {
 // Why nd's memory cannot back a kiln array as it is, or nullptr when it can.
 const char* unshareable(const AnyArray& nd) {
   if (!dtype_of_dlpack(nd.dtype())) return "kiln has no dtype for its elements";
-  if (!row_major(nd)) return "it is not C-contiguous";
+  if (!row_contiguous(nd)) return "it is not C-contiguous";
   if (!aligned(nd)) return "its data is not aligned to its element size";
   return nullptr;
 }
@@ -156,7 +146,7 @@ array import_gpu(const AnyArray& nd, CopyMode mode, const char* op, Stream s, st
       for (size_t d = 0; d < nd.ndim(); ++d) strides[d] = nd.stride(d);
       return kiln::copy(wrap(nd, *dtype, s.device, std::move(release), s, std::move(strides)), s);
     }
-    if (!row_major(nd)) {
+    if (!row_contiguous(nd)) {
       kiln::fail<kiln::ValueError>("[", op, "] GPU data that is neither aligned nor C-contiguous cannot be imported: "
                                    "make it contiguous first");
     }

@@ -16,6 +16,19 @@ namespace kiln_py {
 // An array of another library in host memory, as nanobind imports it (DLPack or the buffer protocol).
 using HostArray = nb::ndarray<nb::ro, nb::device::cpu>;
 
+// Whether an ndarray's strides (in elements) are C order; axes of length 1 are ignored and
+// empty arrays count as contiguous.
+template <class ND>
+bool row_contiguous(const ND& nd) {
+  int64_t expected = 1;
+  for (size_t d = nd.ndim(); d-- > 0;) {
+    if (nd.shape(d) == 0) return true;
+    if (nd.shape(d) != 1 && nd.stride(d) != expected) return false;
+    expected *= static_cast<int64_t>(nd.shape(d));
+  }
+  return true;
+}
+
 // The kiln dtype of a DLPack dtype; none for those kiln lacks (complex128 among them).
 std::optional<kiln::Dtype> dtype_of_dlpack(nb::dlpack::dtype t);
 nb::dlpack::dtype dlpack_dtype(kiln::Dtype d);

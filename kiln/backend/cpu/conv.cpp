@@ -95,9 +95,13 @@ void conv_typed(const Convolution& p, const std::vector<array>& inputs, array& o
   const int64_t M = out.size() / Cout;
   const T* src = x.host_data<T>();
 
-  std::vector<Acc> wf(static_cast<size_t>(w.size()));
+  // The weight in the accumulation type: float32/float64 weights are read in place, 16-bit ones
+  // converted once per call.
+  constexpr bool same_type = std::is_same_v<T, Acc>;
   const T* wp = w.host_data<T>();
-  for (int64_t i = 0; i < w.size(); ++i) wf[i] = static_cast<Acc>(wp[i]);
+  std::vector<Acc> converted(same_type ? 0 : static_cast<size_t>(w.size()));
+  for (size_t i = 0; i < converted.size(); ++i) converted[i] = static_cast<Acc>(wp[i]);
+  const Acc* wf = same_type ? reinterpret_cast<const Acc*>(wp) : converted.data();
 
   auto epilogue = [&](Acc v, int64_t o, int64_t c) {
     if (bias) v += static_cast<Acc>(bias[c]);
@@ -131,7 +135,6 @@ void conv_typed(const Convolution& p, const std::vector<array>& inputs, array& o
   // float32/float64 the products then go straight into the output, the epilogue in place.
   bool pointwise = g.G == 1;
   for (int j = 0; j < g.d; ++j) pointwise &= g.K[j] == 1 && g.stride[j] == 1 && g.pad[j] == 0 && g.S[j] == g.O[j];
-  constexpr bool same_type = std::is_same_v<T, Acc>;
   const bool in_place = same_type && !depthwise;
   const int64_t block = std::clamp<int64_t>(kScratchElements / std::max<int64_t>(row_len, 1), 1, M);
   // Scratch from kiln's host cache: reused between calls, never zeroed.
@@ -144,16 +147,16 @@ void conv_typed(const Convolution& p, const std::vector<array>& inputs, array& o
     Acc* acc = in_place ? reinterpret_cast<Acc*>(dst) + r0 * Cout : acc_base;
     if (pointwise && same_type) {
       gemm_nt(static_cast<int>(rows), static_cast<int>(Cout), static_cast<int>(Kg),
-              reinterpret_cast<const Acc*>(src) + r0 * g.C, static_cast<int>(g.C), wf.data(), static_cast<int>(Kg),
+              reinterpret_cast<const Acc*>(src) + r0 * g.C, static_cast<int>(g.C), wf, static_cast<int>(Kg),
               acc, static_cast<int>(Cout));
     } else {
       gather_rows(g, src, r0, rows, taps, cols);
       if (depthwise) {
-        grouped_direct(g, cols, wf.data(), acc, rows, row_len, Kg, Cout);
+        grouped_direct(g, cols, wf, acc, rows, row_len, Kg, Cout);
       } else {
         for (int64_t gi = 0; gi < g.G; ++gi) {
           gemm_nt(static_cast<int>(rows), static_cast<int>(Cout_g), static_cast<int>(Kg), cols + gi * Kg,
-                  static_cast<int>(row_len), wf.data() + gi * Cout_g * Kg, static_cast<int>(Kg), acc + gi * Cout_g,
+                  static_cast<int>(row_len), wf + gi * Cout_g * Kg, static_cast<int>(Kg), acc + gi * Cout_g,
                   static_cast<int>(Cout));
         }
       }

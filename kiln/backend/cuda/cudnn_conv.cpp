@@ -79,10 +79,10 @@ bool frontend_dtype(Dtype t, fe::DataType_t& io, fe::DataType_t& compute) {
   }
 }
 
-std::string plan_key(const Convolution& p, const array& x, const array& w, const array& out, bool fused) {
+std::string plan_key(const Convolution& p, const array& x, const array& w, const array& out) {
   std::ostringstream k;
   k << out.device().index << ' ' << x.dtype() << ' ' << x.shape() << ' ' << w.shape() << ' ' << p.groups << ' '
-    << p.has_bias << p.has_residual << static_cast<int>(p.activation) << fused;
+    << p.has_bias << p.has_residual << static_cast<int>(p.activation);
   for (size_t j = 0; j < p.stride.size(); ++j) {
     k << ' ' << p.stride[j] << ',' << p.pad_lo[j] << ',' << p.pad_hi[j] << ',' << p.dilation[j];
   }
@@ -193,7 +193,7 @@ bool build(Plan& plan, const Convolution& p, const array& x, const array& w, con
 Plan& plan_for(const Convolution& p, const array& x, const array& w, const array& out, cudnnHandle_t h) {
   static std::map<std::string, std::unique_ptr<Plan>> plans;
   const bool epilogue = p.has_bias || p.has_residual || p.activation != ConvActivation::none;
-  auto [it, fresh] = plans.try_emplace(plan_key(p, x, w, out, epilogue));
+  auto [it, fresh] = plans.try_emplace(plan_key(p, x, w, out));
   if (fresh) {
     it->second = std::make_unique<Plan>();
     Plan& plan = *it->second;
