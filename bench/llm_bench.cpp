@@ -3,7 +3,9 @@
 // the attention kernel alone. Prints one "key value" line per figure for bench/llm.py, which
 // puts them beside PyTorch's measured in the same run.
 //
-//   llm_bench [--layers N] [--prompt N] [--gen N] [--skip-model] [--skip-attention]
+//   llm_bench [--layers N] [--prompt N] [--gen N] [--skip-model] [--skip-attention] [--profile-prefill]
+// --profile-prefill: only the prefill, once more after its timings between profiler_start and
+// profiler_stop, for `ncu --profile-from-start off` (bench/profile_kernels.py).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -79,7 +81,7 @@ void bench_attention() {
   }
 }
 
-void bench_model(int layers, int prompt, int gen) {
+void bench_model(int layers, int prompt, int gen, bool profile_prefill) {
   // Read bandwidth: a 4 GiB sum reads every byte once.
   {
     array big = ones({int64_t{1} << 31}, bfloat16);
@@ -120,6 +122,15 @@ void bench_model(int layers, int prompt, int gen) {
   std::sort(pt.begin(), pt.end());
   report("prefill_tokens_per_s", prompt / pt[1]);
   report("time_to_first_token_ms", pt[1] * 1e3);
+  if (profile_prefill) {
+    cache.clear();
+    synchronize();
+    profiler_start();
+    argmax(model(ids, &cache, true), -1).eval();
+    synchronize();
+    profiler_stop();
+    return;
+  }
 
   // Decode: greedy, each step's graph built while the previous one runs (as kiln generate).
   auto step = [&](const array& tok) { return astype(argmax(model(reshape(tok, {1, 1}), &cache, true), -1), int32); };
@@ -184,7 +195,7 @@ void bench_model(int layers, int prompt, int gen) {
 
 int main(int argc, char** argv) {
   int layers = 32, prompt = 2048, gen = 128;
-  bool model = true, attention = true;
+  bool model = true, attention = true, profile_prefill = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--layers" && i + 1 < argc) layers = std::atoi(argv[++i]);
@@ -192,6 +203,7 @@ int main(int argc, char** argv) {
     else if (a == "--gen" && i + 1 < argc) gen = std::atoi(argv[++i]);
     else if (a == "--skip-model") model = false;
     else if (a == "--skip-attention") attention = false;
+    else if (a == "--profile-prefill") profile_prefill = true;
     else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
@@ -199,6 +211,6 @@ int main(int argc, char** argv) {
   }
   std::printf("device %s\n", default_device().type == Device::gpu ? "gpu" : "cpu");
   if (attention) bench_attention();
-  if (model) bench_model(layers, prompt, gen);
+  if (model) bench_model(layers, prompt, gen, profile_prefill);
   return 0;
 }

@@ -3,7 +3,9 @@
 // the measured matmul rate for the floor.
 // Prints "key value" lines for bench/vision.py, which puts torchvision beside them.
 //
-//   vision_bench [--batches 1,64,256] [--dtypes float32,bfloat16] [--size 224] [--reps N]
+//   vision_bench [--batches 1,64,256] [--dtypes float32,bfloat16] [--size 224] [--reps N] [--profile]
+// --profile: after the timings of each batch, one more forward pass between profiler_start and
+// profiler_stop, for `ncu --profile-from-start off` (bench/profile_kernels.py).
 #include <chrono>
 #include <cstdio>
 #include <sstream>
@@ -30,12 +32,15 @@ std::vector<std::string> split(const std::string& s) {
 int main(int argc, char** argv) {
   std::vector<std::string> batches{"1", "64", "256"}, dtypes{"float32", "bfloat16"};
   int size = 224, reps = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool profile = false;
+  for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--batches") batches = split(argv[i + 1]);
-    else if (a == "--dtypes") dtypes = split(argv[i + 1]);
-    else if (a == "--size") size = std::atoi(argv[i + 1]);
-    else if (a == "--reps") reps = std::atoi(argv[i + 1]);
+    bool has_value = i + 1 < argc;
+    if (a == "--profile") profile = true;
+    else if (a == "--batches" && has_value) batches = split(argv[++i]);
+    else if (a == "--dtypes" && has_value) dtypes = split(argv[++i]);
+    else if (a == "--size" && has_value) size = std::atoi(argv[++i]);
+    else if (a == "--reps" && has_value) reps = std::atoi(argv[++i]);
     else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
@@ -68,6 +73,13 @@ int main(int argc, char** argv) {
         forward({x});  // eager: warms cuDNN's plans
         double tg = bench::time_median([&] { forward({x}); }, reps, 5);
         std::printf("resnet50_%s_b%lld_graph_ms %.6g\n", dt_name.c_str(), static_cast<long long>(b), tg * 1e3);
+      }
+      if (profile) {
+        synchronize();
+        profiler_start();
+        model(x).eval();
+        synchronize();
+        profiler_stop();
       }
       std::fflush(stdout);
     }

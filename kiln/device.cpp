@@ -65,6 +65,14 @@ int gpu_count() {
   return n;
 }
 
+void profiler_start() {
+  if (GpuBackend* g = gpu_backend()) g->profiler_range(true);
+}
+
+void profiler_stop() {
+  if (GpuBackend* g = gpu_backend()) g->profiler_range(false);
+}
+
 Device default_device() { return default_device_ref(); }
 
 void set_default_device(Device d) {

@@ -39,6 +39,12 @@ Stream new_stream(Device d);
 bool gpu_available();
 int gpu_count();
 
+// Bound the GPU work an external profiler records when it starts with recording off
+// (`ncu --profile-from-start off`, `nsys profile --capture-range=cudaProfilerApi`). Without a
+// GPU they do nothing.
+void profiler_start();
+void profiler_stop();
+
 // Every op takes an optional stream or device; empty means the default device's default stream.
 using StreamOrDevice = std::variant<std::monostate, Stream, Device>;
 Stream to_stream(const StreamOrDevice& s);

@@ -4,7 +4,8 @@
 #   .deps/   Debian's PCRE2, nlohmann-json, libjpeg-turbo, libpng and zlib development files,
 #            unpacked, shared-library links removed so that kiln links them statically;
 #            cudnn-frontend's headers (PyPI nvidia-cudnn-frontend) in .deps/cudnn_frontend/include.
-#   .whl/    a CMake wheel (C++20 in CUDA needs CMake >= 3.28).
+#   .whl/    a CMake wheel (C++20 in CUDA needs CMake >= 3.28), and what `pip install ./python`
+#            builds with (scikit-build-core, nanobind) and pytest, for the Python tests on the GPU.
 # scripts/gpu_session.sh uses them where the machine has none of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ rm -rf .deps && mkdir -p .deps .whl
 for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" .deps; done
 find .deps -name "*.so*" -delete
 python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: "cmake==3.31.6" -d .whl
+python3 -m pip download -q --disable-pip-version-check --only-binary=:all: scikit-build-core nanobind pytest -d .whl
 python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: nvidia-cudnn-frontend -d "$tmp"
 mkdir -p .deps/cudnn_frontend
 python3 - "$tmp" <<'PY'

@@ -212,6 +212,16 @@ TEST(Attention, Prefill) {
   });
 }
 
+// Long prefills (>= 512 query rows), which the GPU runs on cuDNN's fused attention where it has it.
+TEST(Attention, LongPrefill) {
+  run_cases({
+      {"long prefill causal GQA", 1, 4, 2, 600, 600, 128, 128, true},
+      {"long prefill causal offset MQA", 1, 4, 1, 520, 900, 64, 64, true},
+      {"long prefill no mask", 1, 2, 2, 512, 700, 128, 128},
+      {"long prefill (B, L, H, D) buffers", 2, 4, 2, 512, 512, 128, 128, true, Mask::none, {}, Layout::transposed},
+  });
+}
+
 TEST(Attention, Masks) {
   run_cases({
       {"bool mask full", 2, 4, 2, 6, 40, 64, 64, false, Mask::boolean},

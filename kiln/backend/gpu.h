@@ -58,6 +58,9 @@ class GpuBackend {
   virtual void* end_capture(int device, int stream) = 0;
   virtual void launch_graph(void* graph, int device, int stream) = 0;
   virtual void destroy_graph(void* graph) = 0;
+
+  // Starts or stops the recording of an external profiler launched with its own start off.
+  virtual void profiler_range(bool start) = 0;
 };
 
 // The GPU backend built into this library, or nullptr when kiln was built without one or no

@@ -10,8 +10,9 @@
 //
 // Prefill: a block per (64 query rows, query head, batch); 64-key tiles of K and V are staged in
 // shared memory as float32, each warp owns 8 query rows, lane j scores keys j and j + 32. Causal
-// tiles past the last query's position are skipped. SIMT; attention_prefill.cu has the
-// tensor-core kernel, which takes the cases it supports first.
+// tiles past the last query's position are skipped. SIMT; long float16 / bfloat16 prefills
+// without a mask go to cuDNN's fused attention first (cudnn_attention.cpp), then
+// attention_prefill.cu's tensor-core kernel takes the cases it supports.
 //
 // Instantiated per dtype (float32, float16, bfloat16); the prefill kernel also per output width
 // (head_dim_v up to 64, 128, 256), the decode kernel handles any head_dim up to 256.
@@ -21,6 +22,7 @@
 #include <cmath>
 
 #include "kiln/backend/cuda/attention.cuh"
+#include "kiln/backend/cuda/cudnn_attention.h"
 #include "kiln/backend/cuda/utils.cuh"
 #include "kiln/backend/kernels.h"
 #include "kiln/primitives_attention.h"
@@ -553,7 +555,7 @@ void attention_typed(const ScaledDotProductAttention& prim, const std::vector<ar
   }
   if (p.Lq <= 4) {
     launch_decode(p, out);
-  } else {
+  } else if (!cudnn_attention(prim, q, k, v, out, p.q, p.k, p.v, p.out)) {
     launch_prefill(p, out);
   }
 }

@@ -1,4 +1,5 @@
 // The CUDA implementation of the GPU seam: devices, streams, stream-ordered memory pools, copies.
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include <mutex>
@@ -173,6 +174,10 @@ class CudaBackend final : public GpuBackend {
   }
 
   void destroy_graph(void* graph) override { cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph)); }
+
+  void profiler_range(bool start) override {
+    cuda::check(start ? cudaProfilerStart() : cudaProfilerStop(), start ? "cudaProfilerStart" : "cudaProfilerStop");
+  }
 
   cudaStream_t get_stream(int device, int stream) {
     set_device(device);

@@ -2,11 +2,14 @@
 // graph per geometry holds the convolution and its epilogue (bias add, residual add, ReLU or
 // ReLU6 as pointwise nodes), so cuDNN runs them as one fused kernel where it has one; where it
 // has none the graph holds the convolution alone and kiln's epilogue kernel follows. The plan is
-// built once per geometry and then replays (CUDA graph capture included): for small
-// convolutions cuDNN's heuristic choice, for large ones (>= kTuneFlops) the fastest of its first
-// kTunePlans candidates, timed on the first call (as PyTorch's cudnn.benchmark;
-// KILN_CUDNN_AUTOTUNE=0 turns it off). float32 runs without TF32; the 16-bit floats accumulate
-// in float32.
+// built once per geometry and then replays (CUDA graph capture included). Small convolutions
+// take cuDNN's heuristic choice; large ones the fastest of its first few candidates, timed on
+// the first call (as PyTorch's cudnn.benchmark). float32 runs without TF32; the 16-bit floats
+// accumulate in float32.
+//
+// Tuning knobs (environment): KILN_CUDNN_AUTOTUNE=0 no timing; KILN_CUDNN_TUNE_FLOPS (default
+// 1e9) the size from which convolutions are timed; KILN_CUDNN_TUNE_PLANS (default 4) how many
+// candidates; KILN_CUDNN_FUSE=0 keeps the epilogue out of cuDNN's graphs.
 #include "kiln/backend/cuda/cudnn_conv.h"
 
 #ifdef KILN_HAS_CUDNN
@@ -22,6 +25,7 @@
 #include <unordered_map>
 
 #include "kiln/backend/cuda/cuda_backend.h"
+#include "kiln/backend/cuda/cudnn_util.h"
 #include "kiln/errors.h"
 #include "kiln/memory.h"
 
@@ -32,15 +36,38 @@ namespace {
 namespace fe = cudnn_frontend;
 using Tensor = std::shared_ptr<fe::graph::Tensor_attributes>;
 
-constexpr double kTuneFlops = 1e9;
-constexpr int64_t kTunePlans = 4;
+
+bool env_off(const char* name) {
+  const char* v = std::getenv(name);
+  return v && std::string(v) == "0";
+}
 
 bool autotune_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("KILN_CUDNN_AUTOTUNE");
-    return !(v && std::string(v) == "0");
-  }();
+  static const bool on = !env_off("KILN_CUDNN_AUTOTUNE");
   return on;
+}
+
+bool fuse_enabled() {
+  static const bool on = !env_off("KILN_CUDNN_FUSE");
+  return on;
+}
+
+// Convolutions of at least this many FLOPs are tuned (KILN_CUDNN_TUNE_FLOPS overrides).
+double tune_flops() {
+  static const double f = [] {
+    const char* v = std::getenv("KILN_CUDNN_TUNE_FLOPS");
+    return v ? std::atof(v) : 1e9;
+  }();
+  return f;
+}
+
+int64_t tune_plans() {
+  static const int64_t n = [] {
+    const char* v = std::getenv("KILN_CUDNN_TUNE_PLANS");
+    int64_t k = v ? std::atoll(v) : 4;
+    return k > 0 ? k : 4;
+  }();
+  return n;
 }
 
 struct Plan {
@@ -53,31 +80,6 @@ struct Plan {
 };
 
 std::mutex mutex;
-
-cudnnHandle_t handle_for(int device, int stream, cudaStream_t s) {
-  static std::map<std::pair<int, int>, cudnnHandle_t> handles;
-  auto [it, fresh] = handles.try_emplace({device, stream}, nullptr);
-  if (fresh) {
-    cudnnStatus_t st = cudnnCreate(&it->second);
-    if (st != CUDNN_STATUS_SUCCESS) {
-      handles.erase(it);
-      fail<RuntimeError>("[conv] cudnnCreate: ", cudnnGetErrorString(st));
-    }
-    cudnnSetStream(it->second, s);
-  }
-  return it->second;
-}
-
-bool frontend_dtype(Dtype t, fe::DataType_t& io, fe::DataType_t& compute) {
-  compute = fe::DataType_t::FLOAT;
-  switch (t) {
-    case float16: io = fe::DataType_t::HALF; return true;
-    case bfloat16: io = fe::DataType_t::BFLOAT16; return true;
-    case float32: io = fe::DataType_t::FLOAT; return true;
-    case float64: io = compute = fe::DataType_t::DOUBLE; return true;
-    default: return false;
-  }
-}
 
 std::string plan_key(const Convolution& p, const array& x, const array& w, const array& out) {
   std::ostringstream k;
@@ -116,7 +118,7 @@ std::vector<int64_t> spatial_of(const array& a) { return {a.shape().begin() + 1,
 bool build(Plan& plan, const Convolution& p, const array& x, const array& w, const array& out, bool fused,
            cudnnHandle_t h) {
   fe::DataType_t io, compute;
-  if (!frontend_dtype(out.dtype(), io, compute)) return false;
+  if (!cudnn_dtype(out.dtype(), io, compute)) return false;
   const bool one_axis = p.stride.size() == 1;
   auto widen = [&](const std::vector<int>& v, int64_t fill) {
     std::vector<int64_t> r(v.begin(), v.end());
@@ -175,10 +177,10 @@ bool build(Plan& plan, const Convolution& p, const array& x, const array& w, con
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   check(cudaStreamIsCapturing(stream_of(out), &capture), "cudaStreamIsCapturing");
   plan.tune_pending = false;
-  if (flops >= kTuneFlops && autotune_enabled() && capture == cudaStreamCaptureStatusNone) {
+  if (flops >= tune_flops() && autotune_enabled() && capture == cudaStreamCaptureStatusNone) {
     int64_t built = 0;
     const int64_t count = g->get_execution_plan_count();
-    for (int64_t i = 0; i < count && built < kTunePlans; ++i) built += g->build_plan_at_index(h, i).is_good();
+    for (int64_t i = 0; i < count && built < tune_plans(); ++i) built += g->build_plan_at_index(h, i).is_good();
     if (built == 0) return false;
     plan.tune_pending = built > 1;
   } else if (!g->build_plans(h, fe::BuildPlanPolicy_t::HEURISTICS_CHOICE).is_good()) {
@@ -192,7 +194,7 @@ bool build(Plan& plan, const Convolution& p, const array& x, const array& w, con
 
 Plan& plan_for(const Convolution& p, const array& x, const array& w, const array& out, cudnnHandle_t h) {
   static std::map<std::string, std::unique_ptr<Plan>> plans;
-  const bool epilogue = p.has_bias || p.has_residual || p.activation != ConvActivation::none;
+  const bool epilogue = fuse_enabled() && (p.has_bias || p.has_residual || p.activation != ConvActivation::none);
   auto [it, fresh] = plans.try_emplace(plan_key(p, x, w, out));
   if (fresh) {
     it->second = std::make_unique<Plan>();
@@ -209,7 +211,7 @@ bool cudnn_conv(const Convolution& p, const array& x, const array& w, const arra
                 bool& epilogue_done) {
   std::lock_guard<std::mutex> lock(mutex);
   const int device = out.device().index, stream = out.stream().index;
-  cudnnHandle_t h = handle_for(device, stream, stream_of(out));
+  cudnnHandle_t h = cudnn_handle(device, stream, stream_of(out), "conv");
   Plan& plan = plan_for(p, x, w, out, h);
   if (!plan.supported) return false;
   std::unordered_map<Tensor, void*> pack{{plan.x, const_cast<void*>(ops.x)},
