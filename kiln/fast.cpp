@@ -172,4 +172,18 @@ array silu_mul(const array& gate, const array& up, StreamOrDevice s) {
   return array(shape, t, std::make_shared<SiluMul>(), {g, u}, st);
 }
 
+array silu_mul(const array& gate_up, StreamOrDevice s) {
+  if (!is_floating(gate_up.dtype())) {
+    fail<TypeError>("[silu_mul] gate_up must be floating, got ", gate_up.dtype());
+  }
+  if (gate_up.ndim() < 1 || gate_up.shape().back() % 2 != 0) {
+    fail<ValueError>("[silu_mul] gate_up must have an even last axis (gate then up), got shape ", gate_up.shape());
+  }
+  Shape shape = gate_up.shape();
+  shape.back() /= 2;
+  Stream st = to_stream(s);
+  return array(std::move(shape), gate_up.dtype(), std::make_shared<SiluMul>(true),
+               {prepare(gate_up, gate_up.dtype(), st)}, st);
+}
+
 }  // namespace kiln::fast

@@ -40,5 +40,8 @@ array llama3_rope_freqs(int dims, float base, float factor, float low_freq_facto
 // silu(gate) * up = gate * sigmoid(gate) * up in one pass (the SwiGLU gate of Llama's MLP).
 // The inputs broadcast together; the result has their promoted floating dtype.
 array silu_mul(const array& gate, const array& up, StreamOrDevice s = {});
+// The same of one array (..., 2n) holding gate then up on the last axis, as a fused gate-up
+// projection writes them: no slice of it is copied. The result is (..., n).
+array silu_mul(const array& gate_up, StreamOrDevice s = {});
 
 }  // namespace kiln::fast

@@ -52,10 +52,13 @@ class RoPE : public Primitive {
   bool has_offset_array;
 };
 
-// silu(gate) * up = gate * sigmoid(gate) * up; inputs of one shape.
+// silu(gate) * up = gate * sigmoid(gate) * up; inputs of one shape, or (halves) one input
+// (..., 2n) holding gate in [..., :n] and up in [..., n:], both row-contiguous.
 class SiluMul : public Primitive {
  public:
+  explicit SiluMul(bool halves = false) : halves(halves) {}
   const char* name() const override { return "silu_mul"; }
+  bool halves;
 };
 
 namespace fast_math {

@@ -326,6 +326,39 @@ TEST(Fast, SiluMul) {
   test::note_gpu_skip();
 }
 
+// The halves form: one (..., 2n) input, gate then up; the vector path (n a multiple of 8), the
+// scalar path (odd n), and a strided input.
+TEST(Fast, SiluMulHalves) {
+  for (Device d : test::devices()) {
+    for (Dtype t : dtypes()) {
+      for (Shape shape : {Shape{2}, Shape{3, 16}, Shape{2, 5, 14}, Shape{4, 2 * 4099}, Shape{0, 6}}) {
+        auto [x, xv] = test::random_array(shape, t, -6, 6);
+        const int64_t n = shape.back() / 2, rows = n ? static_cast<int64_t>(xv.size()) / (2 * n) : 0;
+        std::vector<double> ref;
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t c = 0; c < n; ++c) ref.push_back(silu_mul_ref(xv[r * 2 * n + c], xv[r * 2 * n + n + c]));
+        }
+        std::string what = describe("silu_mul halves", d, t, shape);
+        array y = fast::silu_mul(x, d);
+        EXPECT_STREQ(y.primitive().name(), "silu_mul") << what;
+        Shape want = shape;
+        want.back() = n;
+        ASSERT_EQ(y.shape(), want) << what;
+        KILN_EXPECT_CLOSE(test::to_doubles(y), ref, t, what);
+      }
+      auto [x, xv] = transposed_random({40, 30}, t, -6, 6);  // (40, 30) with strides (1, 40)
+      std::vector<double> ref;
+      for (int64_t r = 0; r < 40; ++r) {
+        for (int64_t c = 0; c < 15; ++c) ref.push_back(silu_mul_ref(xv[r * 30 + c], xv[r * 30 + 15 + c]));
+      }
+      KILN_EXPECT_CLOSE(test::to_doubles(fast::silu_mul(x, d)), ref, t, describe("silu_mul halves strided", d, t, {40, 30}));
+    }
+    EXPECT_THROW(fast::silu_mul(ones({3, 5}), d), ValueError);
+    EXPECT_THROW(fast::silu_mul(ones({4}, int32), d), TypeError);
+  }
+  test::note_gpu_skip();
+}
+
 // Each fused op evaluated on the GPU runs there alone: no CPU kernel, no fallback.
 TEST(Fast, GpuPathRunsNoCpuKernels) {
   if (!gpu_available()) {

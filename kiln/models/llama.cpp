@@ -373,13 +373,8 @@ array MLP::operator()(const array& x, const array& residual) const { return comp
 array MLP::compute(const array& x, const std::optional<array>& residual) const {
   auto down = [&](const array& h) { return residual ? (*down_proj_)(h, *residual) : (*down_proj_)(h); };
   if (still_fused(gate_up_t_, std::nullopt, {gate_proj_.get(), up_proj_.get()})) {
-    array y = matmul(x, *gate_up_t_);
-    Shape lo(y.ndim(), 0), mid = y.shape(), hi = y.shape();
-    int64_t n = gate_proj_->out_features();
-    mid.back() = n;
-    Shape start_up = lo;
-    start_up.back() = n;
-    return down(fast::silu_mul(slice(y, lo, mid), slice(y, start_up, hi)));
+    // One (..., 2 * intermediate) product, gate then up: the fused op reads both halves in place.
+    return down(fast::silu_mul(matmul(x, *gate_up_t_)));
   }
   return down(fast::silu_mul((*gate_proj_)(x), (*up_proj_)(x)));
 }

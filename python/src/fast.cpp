@@ -32,10 +32,13 @@ void init_fast(nb::module_& parent) {
         "The rope freqs (dims / 2,) of Llama 3.1's frequency scaling.");
   m.def(
       "silu_mul",
-      [](const ArrayLike& gate, const ArrayLike& up, StreamOrDevice s) {
-        return kiln::fast::silu_mul(to_array(gate), to_array(up), s);
+      [](const ArrayLike& gate, std::optional<ArrayLike> up, StreamOrDevice s) {
+        if (!up) return kiln::fast::silu_mul(to_array(gate), s);
+        return kiln::fast::silu_mul(to_array(gate), to_array(*up), s);
       },
-      "gate"_a, "up"_a, nb::kw_only(), "stream"_a = nb::none(), "silu(gate) * up in one pass.");
+      "gate"_a, "up"_a = nb::none(), nb::kw_only(), "stream"_a = nb::none(),
+      "silu(gate) * up in one pass. Without up, gate holds gate then up on its last axis (..., 2n) and the "
+      "result is (..., n).");
   m.def(
       "scaled_dot_product_attention",
       [](const ArrayLike& q, const ArrayLike& k, const ArrayLike& v, float scale, std::optional<ArrayLike> mask,

@@ -167,21 +167,38 @@ void rope_kernel(const Primitive& prim, const std::vector<array>& inputs, array&
 // ---- silu_mul ----
 
 template <class T>
-void silu_mul_typed(const std::vector<array>& inputs, array& out) {
+T silu_mul_one(T gate, T up) {
   using A = acc_t<T>;
+  A v = static_cast<A>(gate);
+  return convert<T>(v / (A(1) + std::exp(-v)) * static_cast<A>(up));
+}
+
+template <class T>
+void silu_mul_typed(const SiluMul& p, const std::vector<array>& inputs, array& out) {
   T* dst = allocate<T>(out);
+  if (p.halves) {
+    // Row r of gate_up is [gate_r, up_r], each n long.
+    const T* x = inputs[0].host_data<T>();
+    const int64_t n = out.ndim() ? out.shape().back() : 1;
+    if (n == 0) return;
+    parallel_for(out.size(), kElementwiseGrain, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const T* row = x + (i / n) * 2 * n;
+        dst[i] = silu_mul_one(row[i % n], row[n + i % n]);
+      }
+    });
+    return;
+  }
   const T* g = inputs[0].host_data<T>();
   const T* u = inputs[1].host_data<T>();
   parallel_for(out.size(), kElementwiseGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      A v = static_cast<A>(g[i]);
-      dst[i] = convert<T>(v / (A(1) + std::exp(-v)) * static_cast<A>(u[i]));
-    }
+    for (int64_t i = b; i < e; ++i) dst[i] = silu_mul_one(g[i], u[i]);
   });
 }
 
 void silu_mul_kernel(const Primitive& prim, const std::vector<array>& inputs, array& out) {
-  KILN_DISPATCH_FLOAT(prim.name(), out.dtype(), { silu_mul_typed<T>(inputs, out); });
+  const auto& p = static_cast<const SiluMul&>(prim);
+  KILN_DISPATCH_FLOAT(prim.name(), out.dtype(), { silu_mul_typed<T>(p, inputs, out); });
 }
 
 }  // namespace

@@ -58,6 +58,9 @@ constexpr int kDecodeThreads = 128;
 constexpr int kDecodeWarps = kDecodeThreads / 32;
 // Keys per tile: one per thread when scoring.
 constexpr int kDecodeTile = kDecodeThreads;
+// Loads a thread keeps in flight: 16-byte pieces of its K row, and V pieces of one batch.
+constexpr int kKPieces = 16;
+constexpr int kVBatch = 8;
 
 template <class T>
 constexpr int vec_n() {
@@ -68,10 +71,23 @@ constexpr int vec_n() {
 // + chunk) of kv head hk for ROWS query rows of its group: row rr = z * ROWS + r stands for head
 // hk * group + rr / Lq and query rr % Lq, so K and V are read once for the whole group.
 // Per tile of 128 keys: each thread scores one key against every row (its K row read in 16-byte
-// pieces, all loads in flight at once); the block then rescales its running softmax; then
+// pieces, all loads in flight at once, the first batch of its V pieces requested beside them);
+// the block then rescales its running softmax; then
 // thread (g, c) accumulates feature piece c of P V over keys g, g + G, ... Lane groups of
 // CH = pieces per V row read whole rows, coalesced. Writes unnormalized partial outputs part_o
 // (split, row, Dv) and (max, sum) part_ml (split, row, 2), row = (b * Hq + h) * Lq + i.
+// V pieces [d0, d0 + N) of the tile's keys first + u * G (u < kVBatch, below nk) into vbuf, all
+// loads issued before any is used.
+template <class T, int N>
+__device__ __forceinline__ void load_v_batch(Vec<T, N> (&vbuf)[kVBatch], const T* vbase, int64_t row_stride, int j0,
+                                             int nk, int first, int G, int d0, int Dv) {
+#pragma unroll
+  for (int u = 0; u < kVBatch; ++u) {
+    const int jj = first + u * G;
+    if (jj < nk && d0 < Dv) vbuf[u] = *reinterpret_cast<const Vec<T, N>*>(vbase + (j0 + jj) * row_stride + d0);
+  }
+}
+
 template <class T, int ROWS>
 __global__ void __launch_bounds__(kDecodeThreads)
     decode_partial_kernel(AttnParams<T> p, int chunk, int CH, float* __restrict__ part_o,
@@ -121,7 +137,12 @@ __global__ void __launch_bounds__(kDecodeThreads)
   const T* vbase = p.v + b * p.vs[0] + hk * p.vs[1];
   __syncthreads();
 
+  const int d0 = c * N;
+  Vec<T, N> vbuf[kVBatch];
   for (int j0 = j_begin; j0 < j_end; j0 += kDecodeTile) {
+    const int nk = min(kDecodeTile, j_end - j0);
+    // The first batch of V is requested now, so that its loads overlap K's and the scoring.
+    if (p.vec_v) load_v_batch(vbuf, vbase, p.vs[2], j0, nk, g, G, d0, p.Dv);
     // Scores of key j0 + t.
     const int j = j0 + t;
     float s[ROWS];
@@ -130,13 +151,14 @@ __global__ void __launch_bounds__(kDecodeThreads)
     if (j < j_end) {
       const T* krow = kbase + static_cast<int64_t>(j) * p.ks[2];
       if (p.vec_k) {
-        for (int d0 = 0; d0 < p.D; d0 += 4 * N) {
-          Vec<T, N> kv[4];
+        // kKPieces 16-byte pieces of the K row in flight at once (a whole row for head_dim 128).
+        for (int d0 = 0; d0 < p.D; d0 += kKPieces * N) {
+          Vec<T, N> kv[kKPieces];
 #pragma unroll
-          for (int u = 0; u < 4; ++u)
+          for (int u = 0; u < kKPieces; ++u)
             if (d0 + u * N < p.D) kv[u] = *reinterpret_cast<const Vec<T, N>*>(krow + d0 + u * N);
 #pragma unroll
-          for (int u = 0; u < 4; ++u) {
+          for (int u = 0; u < kKPieces; ++u) {
             if (d0 + u * N >= p.D) break;
 #pragma unroll
             for (int e = 0; e < N; ++e) {
@@ -184,31 +206,38 @@ __global__ void __launch_bounds__(kDecodeThreads)
 #pragma unroll
       for (int e = 0; e < N; ++e) acc[r][e] *= a;
     }
-    const int nk = min(kDecodeTile, j_end - j0);
-    const int d0 = c * N;
-#pragma unroll 4
-    for (int jj = g; jj < nk; jj += G) {
-      float vx[N];
-      const T* vrow = vbase + static_cast<int64_t>(j0 + jj) * p.vs[2];
-      if (p.vec_v) {
-        if (d0 < p.Dv) {
-          Vec<T, N> vv = *reinterpret_cast<const Vec<T, N>*>(vrow + d0);
+    if (p.vec_v) {
+      for (int base = 0; base < nk; base += kVBatch * G) {
+        if (base > 0) load_v_batch(vbuf, vbase, p.vs[2], j0, nk, g + base, G, d0, p.Dv);
 #pragma unroll
-          for (int e = 0; e < N; ++e) vx[e] = static_cast<float>(vv.v[e]);
-        } else {
+        for (int u = 0; u < kVBatch; ++u) {
+          const int jj = g + base + u * G;
+          if (jj >= nk) break;
+          float vx[N];
 #pragma unroll
-          for (int e = 0; e < N; ++e) vx[e] = 0.f;
+          for (int e = 0; e < N; ++e) vx[e] = d0 < p.Dv ? static_cast<float>(vbuf[u].v[e]) : 0.f;
+#pragma unroll
+          for (int r = 0; r < ROWS; ++r) {
+            const float pj = S[r][jj];
+            lsum[r] += pj;
+#pragma unroll
+            for (int e = 0; e < N; ++e) acc[r][e] += pj * vx[e];
+          }
         }
-      } else {
+      }
+    } else {
+      for (int jj = g; jj < nk; jj += G) {
+        float vx[N];
+        const T* vrow = vbase + static_cast<int64_t>(j0 + jj) * p.vs[2];
 #pragma unroll
         for (int e = 0; e < N; ++e) vx[e] = d0 + e < p.Dv ? static_cast<float>(vrow[(d0 + e) * p.vs[3]]) : 0.f;
-      }
 #pragma unroll
-      for (int r = 0; r < ROWS; ++r) {
-        const float pj = S[r][jj];
-        lsum[r] += pj;
+        for (int r = 0; r < ROWS; ++r) {
+          const float pj = S[r][jj];
+          lsum[r] += pj;
 #pragma unroll
-        for (int e = 0; e < N; ++e) acc[r][e] += pj * vx[e];
+          for (int e = 0; e < N; ++e) acc[r][e] += pj * vx[e];
+        }
       }
     }
     __syncthreads();  // S and alpha are rewritten by the next tile

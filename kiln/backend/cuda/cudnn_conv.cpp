@@ -81,9 +81,9 @@ struct Plan {
 
 std::mutex mutex;
 
-std::string plan_key(const Convolution& p, const array& x, const array& w, const array& out) {
+std::string plan_key(const Convolution& p, const Shape& x, const Shape& w, const array& out) {
   std::ostringstream k;
-  k << out.device().index << ' ' << x.dtype() << ' ' << x.shape() << ' ' << w.shape() << ' ' << p.groups << ' '
+  k << out.device().index << ' ' << out.dtype() << ' ' << x << ' ' << w << ' ' << p.groups << ' '
     << p.has_bias << p.has_residual << static_cast<int>(p.activation);
   for (size_t j = 0; j < p.stride.size(); ++j) {
     k << ' ' << p.stride[j] << ',' << p.pad_lo[j] << ',' << p.pad_hi[j] << ',' << p.dilation[j];
@@ -112,10 +112,10 @@ Layout nhwc(int64_t n, int64_t c, std::vector<int64_t> spatial) {
   return l;
 }
 
-std::vector<int64_t> spatial_of(const array& a) { return {a.shape().begin() + 1, a.shape().end() - 1}; }
+std::vector<int64_t> spatial_of(const Shape& s) { return {s.begin() + 1, s.end() - 1}; }
 
 // Builds the graph: the convolution, and the epilogue when `fused`. False when cuDNN has no plan.
-bool build(Plan& plan, const Convolution& p, const array& x, const array& w, const array& out, bool fused,
+bool build(Plan& plan, const Convolution& p, const Shape& x, const Shape& w, const array& out, bool fused,
            cudnnHandle_t h) {
   fe::DataType_t io, compute;
   if (!cudnn_dtype(out.dtype(), io, compute)) return false;
@@ -127,9 +127,9 @@ bool build(Plan& plan, const Convolution& p, const array& x, const array& w, con
   };
   auto g = std::make_shared<fe::graph::Graph>();
   g->set_io_data_type(io).set_intermediate_data_type(compute).set_compute_data_type(compute);
-  Layout lx = nhwc(x.shape(0), x.shape().back(), spatial_of(x));
-  Layout lw = nhwc(w.shape(0), w.shape().back(), spatial_of(w));
-  Layout ly = nhwc(out.shape(0), out.shape().back(), spatial_of(out));
+  Layout lx = nhwc(x[0], x.back(), spatial_of(x));
+  Layout lw = nhwc(w[0], w.back(), spatial_of(w));
+  Layout ly = nhwc(out.shape(0), out.shape().back(), spatial_of(out.shape()));
   plan.x = g->tensor(fe::graph::Tensor_attributes().set_name("x").set_dim(lx.dim).set_stride(lx.stride));
   plan.w = g->tensor(fe::graph::Tensor_attributes().set_name("w").set_dim(lw.dim).set_stride(lw.stride));
   auto conv = fe::graph::Conv_fprop_attributes()
@@ -173,7 +173,7 @@ bool build(Plan& plan, const Convolution& p, const array& x, const array& w, con
     g->deselect_numeric_notes({fe::NumericalNote_t::TENSOR_CORE});  // exact float32: no TF32
   }
   if (!g->check_support(h).is_good()) return false;
-  double flops = 2.0 * static_cast<double>(out.size()) * static_cast<double>(w.size() / w.shape(0));
+  double flops = 2.0 * static_cast<double>(out.size()) * static_cast<double>(shape_size(w) / w[0]);
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   check(cudaStreamIsCapturing(stream_of(out), &capture), "cudaStreamIsCapturing");
   plan.tune_pending = false;
@@ -192,7 +192,7 @@ bool build(Plan& plan, const Convolution& p, const array& x, const array& w, con
   return true;
 }
 
-Plan& plan_for(const Convolution& p, const array& x, const array& w, const array& out, cudnnHandle_t h) {
+Plan& plan_for(const Convolution& p, const Shape& x, const Shape& w, const array& out, cudnnHandle_t h) {
   static std::map<std::string, std::unique_ptr<Plan>> plans;
   const bool epilogue = fuse_enabled() && (p.has_bias || p.has_residual || p.activation != ConvActivation::none);
   auto [it, fresh] = plans.try_emplace(plan_key(p, x, w, out));
@@ -207,7 +207,7 @@ Plan& plan_for(const Convolution& p, const array& x, const array& w, const array
 
 }  // namespace
 
-bool cudnn_conv(const Convolution& p, const array& x, const array& w, const array& out, const ConvOperands& ops,
+bool cudnn_conv(const Convolution& p, const Shape& x, const Shape& w, const array& out, const ConvOperands& ops,
                 bool& epilogue_done) {
   std::lock_guard<std::mutex> lock(mutex);
   const int device = out.device().index, stream = out.stream().index;
@@ -243,7 +243,7 @@ bool cudnn_conv(const Convolution& p, const array& x, const array& w, const arra
 
 namespace kiln::cuda {
 
-bool cudnn_conv(const Convolution&, const array&, const array&, const array&, const ConvOperands&, bool&) {
+bool cudnn_conv(const Convolution&, const Shape&, const Shape&, const array&, const ConvOperands&, bool&) {
   return false;
 }
 

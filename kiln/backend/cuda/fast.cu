@@ -323,11 +323,45 @@ __global__ void __launch_bounds__(kBlock) silu_mul_kernel(const T* __restrict__ 
   }
 }
 
+// The halves form: row r of x is [gate_r, up_r], each `cols` long. N elements a thread as one
+// vector when cols is a multiple of N and x and out are aligned (vec), else 1.
 template <class T>
-void silu_mul_typed(const std::vector<array>& inputs, array& out) {
+__global__ void __launch_bounds__(kBlock) silu_mul_halves_kernel(const T* __restrict__ x, T* __restrict__ out,
+                                                                 int64_t n, int64_t cols, bool vec) {
+  constexpr int N = vec_width<T>();
+  const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (!vec) {
+    if (tid < n) {
+      const T* row = x + (tid / cols) * 2 * cols;
+      out[tid] = silu_mul_one(row[tid % cols], row[cols + tid % cols]);
+    }
+    return;
+  }
+  const int64_t i = tid * N;
+  if (i >= n) return;
+  const T* row = x + (i / cols) * 2 * cols + i % cols;
+  Vec<T, N> a = *reinterpret_cast<const Vec<T, N>*>(row);
+  Vec<T, N> b = *reinterpret_cast<const Vec<T, N>*>(row + cols);
+  Vec<T, N> r;
+#pragma unroll
+  for (int k = 0; k < N; ++k) r.v[k] = silu_mul_one(a.v[k], b.v[k]);
+  *reinterpret_cast<Vec<T, N>*>(out + i) = r;
+}
+
+template <class T>
+void silu_mul_typed(const SiluMul& p, const std::vector<array>& inputs, array& out) {
   T* dst = alloc_out<T>(out);
   const int64_t n = out.size();
   if (n == 0) return;
+  if (p.halves) {
+    const T* x = in_ptr<T>(inputs[0], out);
+    const int64_t cols = out.shape().back();
+    const bool vec = cols % vec_width<T>() == 0 && aligned16(x) && aligned16(dst);
+    const int64_t threads = vec ? n / vec_width<T>() : n;
+    silu_mul_halves_kernel<T><<<blocks_for(threads, kBlock), kBlock, 0, stream_of(out)>>>(x, dst, n, cols, vec);
+    check_launch("silu_mul");
+    return;
+  }
   const T* g = in_ptr<T>(inputs[0], out);
   const T* u = in_ptr<T>(inputs[1], out);
   const bool vec = aligned16(g) && aligned16(u) && aligned16(dst);
@@ -337,7 +371,8 @@ void silu_mul_typed(const std::vector<array>& inputs, array& out) {
 }
 
 void silu_mul_entry(const Primitive& prim, const std::vector<array>& inputs, array& out) {
-  KILN_DISPATCH_FLOAT(prim.name(), out.dtype(), { silu_mul_typed<T>(inputs, out); });
+  const auto& p = static_cast<const SiluMul&>(prim);
+  KILN_DISPATCH_FLOAT(prim.name(), out.dtype(), { silu_mul_typed<T>(p, inputs, out); });
 }
 
 }  // namespace
