@@ -3,9 +3,10 @@
 // the attention kernel alone. Prints one "key value" line per figure for bench/llm.py, which
 // puts them beside PyTorch's measured in the same run.
 //
-//   llm_bench [--layers N] [--prompt N] [--gen N] [--skip-model] [--skip-attention] [--profile-prefill]
+//   llm_bench [--layers N] [--prompt N] [--gen N] [--skip-model] [--skip-attention] [--profile-prefill] [--profile-decode]
 // --profile-prefill: only the prefill, once more after its timings between profiler_start and
-// profiler_stop, for `ncu --profile-from-start off` (bench/profile_kernels.py).
+// profiler_stop, for `ncu --profile-from-start off` (bench/profile_kernels.py); --profile-decode
+// likewise one eager decode step after the prompt.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -81,7 +82,7 @@ void bench_attention() {
   }
 }
 
-void bench_model(int layers, int prompt, int gen, bool profile_prefill) {
+void bench_model(int layers, int prompt, int gen, bool profile_prefill, bool profile_decode) {
   // Read bandwidth: a 4 GiB sum reads every byte once.
   {
     array big = ones({int64_t{1} << 31}, bfloat16);
@@ -149,6 +150,15 @@ void bench_model(int layers, int prompt, int gen, bool profile_prefill) {
     synchronize();
     y = probe;
   }
+  if (profile_decode) {
+    array probe = step(y);
+    synchronize();
+    profiler_start();
+    probe.eval();
+    synchronize();
+    profiler_stop();
+    return;
+  }
   auto t0 = Clock::now();
   for (int i = 0; i < gen; ++i) {
     array next = step(y);
@@ -195,7 +205,7 @@ void bench_model(int layers, int prompt, int gen, bool profile_prefill) {
 
 int main(int argc, char** argv) {
   int layers = 32, prompt = 2048, gen = 128;
-  bool model = true, attention = true, profile_prefill = false;
+  bool model = true, attention = true, profile_prefill = false, profile_decode = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--layers" && i + 1 < argc) layers = std::atoi(argv[++i]);
@@ -204,6 +214,7 @@ int main(int argc, char** argv) {
     else if (a == "--skip-model") model = false;
     else if (a == "--skip-attention") attention = false;
     else if (a == "--profile-prefill") profile_prefill = true;
+    else if (a == "--profile-decode") profile_decode = true;
     else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
@@ -211,6 +222,6 @@ int main(int argc, char** argv) {
   }
   std::printf("device %s\n", default_device().type == Device::gpu ? "gpu" : "cpu");
   if (attention) bench_attention();
-  if (model) bench_model(layers, prompt, gen, profile_prefill);
+  if (model) bench_model(layers, prompt, gen, profile_prefill, profile_decode);
   return 0;
 }

@@ -222,35 +222,37 @@ __device__ __forceinline__ int64_t rope_row_offset(const RopeArgs& a, int64_t r)
   return off;
 }
 
-// A thread per rotated pair or passed-through feature: each row has dims / 2 pairs, then
-// D - dims features copied as they are. Angles in float32, as the CPU kernel computes them.
+// A warp per row (its strided offset found once), lane k taking the row's rotated pairs and
+// passed-through features k, k + 32, ...: each row has dims / 2 pairs, then D - dims features
+// copied as they are. Angles in float32, as the CPU kernel computes them.
 template <class T>
 __global__ void __launch_bounds__(kBlock) rope_kernel(const T* __restrict__ x, const float* __restrict__ freqs,
                                                       const int32_t* __restrict__ offset, T* __restrict__ out,
                                                       RopeArgs a) {
   using A = acc_t<T>;
   const int half = a.dims / 2;
-  const int64_t per_row = half + (a.D - a.dims), n = a.rows * per_row;
-  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < n;
-       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = idx / per_row, j = idx % per_row;
+  const int per_row = half + static_cast<int>(a.D - a.dims);
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
+  const int64_t base = a.offset + (offset ? *offset : 0);
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; r < a.rows; r += warps) {
     const T* xr = x + rope_row_offset(a, r);
     T* yr = out + r * a.D;
-    if (j < half) {
-      const int i = static_cast<int>(j);
-      const float inv = freqs ? a.scale / freqs[i] : fast_math::rope_inv_freq(i, a.dims, a.log2_base, a.scale);
-      const int64_t pos = a.offset + (offset ? *offset : 0) + r % a.L;
-      const float theta = static_cast<float>(pos) * inv;
-      float sf, cf;
-      sincosf(theta, &sf, &cf);
-      const A s = sf, c = cf;
-      const int64_t i0 = a.traditional ? 2 * j : j, i1 = i0 + (a.traditional ? 1 : half);
-      const A x0 = static_cast<A>(xr[i0 * a.sD]), x1 = static_cast<A>(xr[i1 * a.sD]);
-      yr[i0] = convert<T>(x0 * c - x1 * s);
-      yr[i1] = convert<T>(x0 * s + x1 * c);
-    } else {
-      const int64_t k = a.dims + (j - half);
-      yr[k] = xr[k * a.sD];
+    const float pos = static_cast<float>(base + r % a.L);
+    for (int j = lane; j < per_row; j += 32) {
+      if (j < half) {
+        const float inv = freqs ? a.scale / freqs[j] : fast_math::rope_inv_freq(j, a.dims, a.log2_base, a.scale);
+        float sf, cf;
+        sincosf(pos * inv, &sf, &cf);
+        const A s = sf, c = cf;
+        const int64_t i0 = a.traditional ? 2 * j : j, i1 = i0 + (a.traditional ? 1 : half);
+        const A x0 = static_cast<A>(xr[i0 * a.sD]), x1 = static_cast<A>(xr[i1 * a.sD]);
+        yr[i0] = convert<T>(x0 * c - x1 * s);
+        yr[i1] = convert<T>(x0 * s + x1 * c);
+      } else {
+        const int64_t k = a.dims + (j - half);
+        yr[k] = xr[k * a.sD];
+      }
     }
   }
 }
@@ -278,8 +280,9 @@ void rope_typed(const RoPE& p, const std::vector<array>& inputs, array& out) {
     a.strides[d] = in.strides()[d];
   }
   a.sD = in.strides().back();
-  const int64_t n = a.rows * (p.dims / 2 + (a.D - p.dims));
-  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(blocks_for(n, kBlock), int64_t{num_sms(out)} * 32));
+  const int64_t warps_per_block = kBlock / 32;
+  const unsigned grid = static_cast<unsigned>(
+      std::min<int64_t>((a.rows + warps_per_block - 1) / warps_per_block, int64_t{num_sms(out)} * 32));
   const int32_t* offset = p.has_offset_array ? in_ptr<int32_t>(inputs[1 + p.has_freqs], out) : nullptr;
   rope_kernel<T><<<grid, kBlock, 0, stream_of(out)>>>(x, freqs, offset, dst, a);
   check_launch("rope");
