@@ -1,9 +1,7 @@
 #include "kiln/ops_conv.h"
 
-#include <cmath>
 #include <limits>
 #include <numeric>
-#include <sstream>
 
 #include "kiln/ops.h"
 #include "kiln/primitives_conv.h"
@@ -39,6 +37,19 @@ void Convolution::print(std::ostream& os) const {
   os << ")";
 }
 
+void Pool::print(std::ostream& os) const {
+  os << "pool(" << (kind == PoolKind::max ? "max" : "avg") << ", kernel=";
+  detail::put(os, kernel);
+  os << ", stride=";
+  detail::put(os, stride);
+  os << ", padding=";
+  detail::put(os, padding);
+  os << ", dilation=";
+  detail::put(os, dilation);
+  if (kind == PoolKind::avg) os << ", count_include_pad=" << (count_include_pad ? "true" : "false");
+  os << ")";
+}
+
 namespace {
 
 // An empty list becomes `d` copies of `fill`; otherwise it must have d entries.
@@ -55,12 +66,17 @@ void check_positive(const std::vector<int>& v, const char* op, const char* what)
     if (x < 1) fail<ValueError>("[", op, "] ", what, " must be positive, got ", x);
 }
 
-// Output size of one spatial axis.
-int64_t out_size(int64_t S, int k, int stride, int lo, int hi, int dil, int idil) {
+// Output size of spatial axis j of x, which must be positive.
+int64_t out_size(const array& x, int j, int k, int stride, int lo, int hi, int dil, int idil, const char* op) {
+  const int64_t S = x.shape(1 + j);
   int64_t D = S == 0 ? 0 : (S - 1) * idil + 1;
   int64_t span = static_cast<int64_t>(dil) * (k - 1) + 1;
   int64_t room = D + lo + hi - span;
-  return room < 0 ? 0 : room / stride + 1;
+  if (room < 0) {
+    fail<ValueError>("[", op, "] the kernel (", k, ", dilation ", dil, ") is larger than spatial axis ", j,
+                     " of the input (", S, " with padding ", lo, " + ", hi, ")");
+  }
+  return room / stride + 1;
 }
 
 struct Windows {
@@ -76,14 +92,7 @@ Windows windows(const array& x, const std::vector<int>& kernel, const std::vecto
   Shape shape{x.shape(0)};
   Shape out_spatial;
   for (int j = 0; j < d; ++j) {
-    int64_t o = out_size(x.shape(1 + j), kernel[j], stride[j], lo[j], hi[j], dil[j], idil[j]);
-    if (o <= 0) {
-      std::ostringstream os;
-      os << "[" << op << "] the kernel (" << kernel[j] << ", dilation " << dil[j] << ") is larger than spatial axis "
-         << j << " of the input (" << x.shape(1 + j) << " with padding " << lo[j] << " + " << hi[j] << ")";
-      throw ValueError(os.str());
-    }
-    out_spatial.push_back(o);
+    out_spatial.push_back(out_size(x, j, kernel[j], stride[j], lo[j], hi[j], dil[j], idil[j], op));
   }
   shape.insert(shape.end(), out_spatial.begin(), out_spatial.end());
   shape.push_back(groups);
@@ -120,13 +129,7 @@ array convolution(const array& x, const array& w, const std::vector<int>& stride
   const int64_t Cout = w.shape(0);
   Shape out_shape{x.shape(0)};
   for (int j = 0; j < d; ++j) {
-    int k = static_cast<int>(w.shape(1 + j));
-    int64_t o = out_size(x.shape(1 + j), k, stride[j], lo[j], hi[j], dil[j], 1);
-    if (o <= 0) {
-      fail<ValueError>("[", op, "] the kernel (", k, ", dilation ", dil[j], ") is larger than spatial axis ", j,
-                       " of the input (", x.shape(1 + j), " with padding ", lo[j], " + ", hi[j], ")");
-    }
-    out_shape.push_back(o);
+    out_shape.push_back(out_size(x, j, static_cast<int>(w.shape(1 + j)), stride[j], lo[j], hi[j], dil[j], 1, op));
   }
   out_shape.push_back(Cout);
   std::vector<array> inputs{contiguous(x, st), contiguous(w, st)};
@@ -343,15 +346,16 @@ PoolArgs pool_args(const array& x, std::vector<int> kernel, std::vector<int> str
   return a;
 }
 
-// The windows of every channel, (N, O..., C, k..., 1), and the kernel axes to reduce.
-std::pair<Windows, std::vector<int>> pool_windows(const array& x, const PoolArgs& a, const char* op, Stream st) {
-  const int64_t C = x.shape().back();
-  auto win = windows(x, a.kernel, a.stride, a.padding, a.padding, a.dilation, std::vector<int>(a.d, 1),
-                     static_cast<int>(C), op, st);
-  std::vector<int> axes;
-  for (int j = 0; j < a.d; ++j) axes.push_back(a.d + 2 + j);
-  axes.push_back(2 * a.d + 2);  // the trailing channel-per-group axis of size 1
-  return {win, axes};
+// The Pool node over x (validated by pool_args; the kernel reads it row-contiguous).
+array pool_node(const array& x, PoolKind kind, const PoolArgs& a, bool count_include_pad, const char* op, Stream st) {
+  Shape shape{x.shape(0)};
+  for (int j = 0; j < a.d; ++j) {
+    shape.push_back(out_size(x, j, a.kernel[j], a.stride[j], a.padding[j], a.padding[j], a.dilation[j], 1, op));
+  }
+  shape.push_back(x.shape().back());
+  return array(shape, x.dtype(),
+               std::make_shared<Pool>(kind, a.kernel, a.stride, a.padding, a.dilation, count_include_pad),
+               {contiguous(x, st)}, st);
 }
 
 }  // namespace
@@ -360,23 +364,8 @@ array max_pool(const array& input, std::vector<int> kernel, std::vector<int> str
                std::vector<int> dilation, StreamOrDevice s) {
   const char* op = "max_pool";
   PoolArgs a = pool_args(input, kernel, stride, padding, dilation, op);
-  Stream st = to_stream(s);
-  // Pad with the lowest value first, so that padding never wins the max.
-  array x = input;
-  bool padded = false;
-  for (int p : a.padding) padded |= p > 0;
-  if (padded) {
-    std::vector<std::pair<int64_t, int64_t>> widths{{0, 0}};
-    for (int p : a.padding) widths.emplace_back(p, p);
-    widths.emplace_back(0, 0);
-    // Every window holds at least one real input (padding <= kernel / 2), so for integers the
-    // input's own minimum serves.
-    array fill = is_inexact(x.dtype()) ? array(-std::numeric_limits<double>::infinity()) : min(x, false, st);
-    x = pad(x, widths, PadMode::constant, fill, st);
-    a.padding.assign(a.d, 0);
-  }
-  auto [win, axes] = pool_windows(x, a, op, st);
-  return max(win.cols, axes, false, st);
+  if (is_complex(input.dtype())) fail<TypeError>("[", op, "] complex64 input is not supported");
+  return pool_node(input, PoolKind::max, a, true, op, to_stream(s));
 }
 
 array avg_pool(const array& input, std::vector<int> kernel, std::vector<int> stride, std::vector<int> padding,
@@ -384,29 +373,13 @@ array avg_pool(const array& input, std::vector<int> kernel, std::vector<int> str
   const char* op = "avg_pool";
   PoolArgs a = pool_args(input, kernel, stride, padding, {}, op);
   Stream st = to_stream(s);
+  // Integers average to float32; the kernel accumulates in float32 (float64 for float64).
   Dtype dtype = is_floating(input.dtype()) ? input.dtype() : float32;
-  array x = astype(input, dtype, st);
-  auto [win, axes] = pool_windows(x, a, op, st);
-  // Sums in float32 at least, then divided by the window's size (or its count of real inputs).
-  Dtype acc = dtype == float64 ? float64 : float32;
-  array total = sum(astype(win.cols, acc, st), axes, false, st);
-  int64_t size = 1;
-  for (int k : a.kernel) size *= k;
-  bool padded = false;
-  for (int p : a.padding) padded |= p > 0;
-  array mean = [&] {
-    if (count_include_pad || !padded) return divide(total, array(static_cast<double>(size), acc), st);
-    // How many real inputs each window covers: the same windows over ones.
-    Shape ones_shape{1};
-    for (int j = 0; j < a.d; ++j) ones_shape.push_back(x.shape(1 + j));
-    ones_shape.push_back(1);
-    auto [cw, caxes] = pool_windows(ones(ones_shape, acc, st), a, op, st);
-    return divide(total, sum(cw.cols, caxes, false, st), st);
-  }();
-  return astype(mean, dtype, st);
+  return pool_node(astype(input, dtype, st), PoolKind::avg, a, count_include_pad, op, st);
 }
 
 array adaptive_avg_pool(const array& input, std::vector<int64_t> output, StreamOrDevice s) {
+  const char* op = "adaptive_avg_pool";
   const int d = input.ndim() - 2;
   if (d < 1 || d > 3) {
     fail<ValueError>("[adaptive_avg_pool] input must be (N, *spatial, C) with 1 to 3 spatial axes, got shape ",
@@ -415,15 +388,28 @@ array adaptive_avg_pool(const array& input, std::vector<int64_t> output, StreamO
   if (static_cast<int>(output.size()) != d) {
     fail<ValueError>("[adaptive_avg_pool] output needs ", d, " sizes, got ", output.size());
   }
+  for (int64_t O : output) {
+    if (O < 1) fail<ValueError>("[adaptive_avg_pool] output sizes must be positive, got ", O);
+  }
   Stream st = to_stream(s);
   Dtype dtype = is_floating(input.dtype()) ? input.dtype() : float32;
+  // Every axis divided evenly: fixed windows, one pooling pass.
+  PoolArgs even{{}, {}, std::vector<int>(d, 0), std::vector<int>(d, 1), d};
+  for (int j = 0; j < d; ++j) {
+    const int64_t S = input.shape(1 + j), O = output[j];
+    if (S == 0 || S % O != 0 || S / O > std::numeric_limits<int>::max()) break;
+    even.kernel.push_back(static_cast<int>(S / O));
+  }
+  if (static_cast<int>(even.kernel.size()) == d) {
+    even.stride = even.kernel;
+    return pool_node(astype(input, dtype, st), PoolKind::avg, even, true, op, st);
+  }
   Dtype acc = dtype == float64 ? float64 : float32;
   array x = astype(input, acc, st);
   // One spatial axis at a time: each output index averages its own [start, end) range.
   for (int j = 0; j < d; ++j) {
     const int axis = 1 + j;
     const int64_t S = x.shape(axis), O = output[j];
-    if (O < 1) fail<ValueError>("[adaptive_avg_pool] output sizes must be positive, got ", O);
     if (S % O == 0) {
       int64_t k = S / O;
       Shape split = x.shape();

@@ -1,7 +1,8 @@
 // The primitives behind convolutions. Convolution is the whole operation, with an optional
 // fused epilogue (bias, residual, activation): cuDNN runs it on CUDA, im2col + GEMM on the CPU.
 // Im2Col gathers each output position's receptive field into a row, so that a convolution is
-// one (batched) matrix product; it serves the input-dilated (transposed) convolutions.
+// one (batched) matrix product; it serves the input-dilated (transposed) convolutions. Pool is
+// max or average pooling in one pass over the input, padding handled by the kernel.
 #pragma once
 
 #include <vector>
@@ -53,6 +54,32 @@ class Im2Col : public Primitive {
   void print(std::ostream& os) const override;
   std::vector<int> kernel, stride, pad_lo, dilation, input_dilation;
   int groups;
+};
+
+enum class PoolKind { max, avg };
+
+// Pooling of x (N, S_1 .. S_d, C), row-contiguous, d = 1..3, into (N, O_1 .. O_d, C), O_i =
+// floor((S_i + 2 pad_i - dilation_i (k_i - 1) - 1) / stride_i) + 1. Window taps at
+// o_i * stride_i + q_i * dilation_i - pad_i; taps outside the input are skipped: max never picks
+// them (a window of padding only gives the lowest value, -inf for floats) and NaN wins; avg sums
+// in float32 (float64 for float64) and divides by the window's size, or by its count of real
+// inputs without count_include_pad. max takes bool, integer and floating dtypes, avg floating
+// ones; the output has the input's dtype.
+class Pool : public Primitive {
+ public:
+  Pool(PoolKind kind, std::vector<int> kernel, std::vector<int> stride, std::vector<int> padding,
+       std::vector<int> dilation, bool count_include_pad)
+      : kind(kind),
+        kernel(std::move(kernel)),
+        stride(std::move(stride)),
+        padding(std::move(padding)),
+        dilation(std::move(dilation)),
+        count_include_pad(count_include_pad) {}
+  const char* name() const override { return "pool"; }
+  void print(std::ostream& os) const override;
+  PoolKind kind;
+  std::vector<int> kernel, stride, padding, dilation;
+  bool count_include_pad;
 };
 
 }  // namespace kiln

@@ -17,6 +17,7 @@ void register_cpu_random();
 void register_cpu_fast();
 void register_cpu_attention();
 void register_cpu_conv();
+void register_cpu_pool();
 }  // namespace cpu
 
 void register_cpu_kernels() {
@@ -32,6 +33,7 @@ void register_cpu_kernels() {
   cpu::register_cpu_fast();
   cpu::register_cpu_attention();
   cpu::register_cpu_conv();
+  cpu::register_cpu_pool();
 }
 
 }  // namespace kiln

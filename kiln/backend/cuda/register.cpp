@@ -19,6 +19,7 @@ void register_gpu_random();
 void register_gpu_fast();
 void register_gpu_attention();
 void register_gpu_conv();
+void register_gpu_pool();
 }  // namespace cuda
 
 void register_gpu_kernels() {
@@ -36,6 +37,7 @@ void register_gpu_kernels() {
   cuda::register_gpu_fast();
   cuda::register_gpu_attention();
   cuda::register_gpu_conv();
+  cuda::register_gpu_pool();
 }
 
 }  // namespace kiln
