@@ -66,6 +66,16 @@ def test_silu_mul(rng, device):
     assert_close(fast.silu_mul(g, u, stream=device), g64 / (1 + np.exp(-g64)) * u, rtol=1e-5, atol=1e-6)
 
 
+
+def test_silu_mul_halves(rng, device):
+    x = random_array(rng, (3, 4, 2 * 24))
+    g64, u64 = x[..., :24].astype(np.float64), x[..., 24:]
+    y = fast.silu_mul(x, stream=device)
+    assert y.shape == (3, 4, 24)
+    assert_close(y, g64 / (1 + np.exp(-g64)) * u64, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="even last axis"):
+        fast.silu_mul(random_array(rng, (2, 5)))
+
 def sdpa_ref(q, k, v, scale, mask=None, causal=False):
     q, k, v = (t.astype(np.float64) for t in (q, k, v))
     rep = q.shape[1] // k.shape[1]
