@@ -63,6 +63,10 @@ def torch_figures(quick):
         x = torch.rand(1, 4096, device="cuda", dtype=torch.bfloat16)
         w = torch.rand(4096, 14336, device="cuda", dtype=torch.bfloat16)
         res["gpu matmul 1x4096x14336 bf16"] = timed(lambda: x @ w, 9, 50)
+        n = 32 if quick else 256
+        x = torch.rand(n, 64, 112, 112, device="cuda", dtype=torch.bfloat16).to(memory_format=torch.channels_last)
+        res["gpu max_pool 3x3/2 bf16"] = timed(lambda: torch.nn.functional.max_pool2d(x, 3, 2, 1))
+        del x
     sync = lambda: None
     torch.set_num_threads(2)
     n = 256 if quick else 1024
@@ -73,6 +77,8 @@ def torch_figures(quick):
     x = torch.rand(n)
     y = torch.rand(n)
     res["cpu add f32"] = timed(lambda: x + y)
+    x = torch.rand(1 if quick else 8, 64, 112, 112).to(memory_format=torch.channels_last)
+    res["cpu max_pool 3x3/2 f32"] = timed(lambda: torch.nn.functional.max_pool2d(x, 3, 2, 1))
     return res
 
 

@@ -1,4 +1,4 @@
-// Core benchmarks: elementwise, reductions, matmul, graph overhead. Prints one JSON object per
+// Core benchmarks: elementwise, reductions, matmul, pooling, graph overhead. Prints one JSON object per
 // line (name, seconds, bytes moved, flops) for bench/core.py, which times the peers in the same
 // run and prints the table with the hardware floor. Run directly for the raw figures.
 #include <cblas.h>
@@ -53,6 +53,13 @@ void gpu_benchmarks(bool quick) {
     report("gpu matmul 1x4096x14336 bf16", bench::time_median([&] { eval(matmul(x, w, gpu)); }, 9, 50),
            4096.0 * 14336 * 2, 2.0 * 4096 * 14336);
   }
+  {
+    // ResNet-50's stem pool: 3x3, stride 2, padding 1 over (N, 112, 112, 64) channels-last.
+    int64_t n = quick ? 32 : 256;
+    auto x = rand({n, 112, 112, 64}, kiln::bfloat16, gpu);
+    report("gpu max_pool 3x3/2 bf16", bench::time_median([&] { eval(max_pool(x, {3, 3}, {2, 2}, {1, 1}, {}, gpu)); }),
+           double(n) * 64 * 2 * (112 * 112 + 56 * 56));
+  }
 }
 
 void cpu_benchmarks(bool quick) {
@@ -80,6 +87,12 @@ void cpu_benchmarks(bool quick) {
     std::vector<float> dst(n);
     const float* src = x.data<float>();
     report("cpu memcpy f32", bench::time_median([&] { std::memcpy(dst.data(), src, n * 4); }), 2 * bytes);
+  }
+  {
+    int64_t n = quick ? 1 : 8;
+    auto x = rand({n, 112, 112, 64}, float32, cpu);
+    report("cpu max_pool 3x3/2 f32", bench::time_median([&] { eval(max_pool(x, {3, 3}, {2, 2}, {1, 1}, {}, cpu)); }),
+           double(n) * 64 * 4 * (112 * 112 + 56 * 56));
   }
   {
     // Graph overhead: build and evaluate 10 000 tiny ops.

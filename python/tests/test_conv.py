@@ -1,9 +1,17 @@
-"""Convolutions and pooling (channels-last) against NumPy references written here."""
+"""Convolutions and pooling (channels-last) against NumPy references written here, and pooling
+against PyTorch where it is installed."""
 import numpy as np
 import pytest
 
 import kiln as kn
 from utils import assert_close, random_array
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
 
 
 def conv_ref(x, w, stride, padding, dilation, groups):
@@ -77,6 +85,47 @@ def test_pooling(rng):
     counts = windows(np.ones_like(x), (3, 3), (2, 2), (1, 1), 0).sum(3)
     assert_close(kn.avg_pool(x, 3, stride=2, padding=1), sums / 9, rtol=1e-5)
     assert_close(kn.avg_pool(x, 3, stride=2, padding=1, count_include_pad=False), sums / counts, rtol=1e-5)
+
+
+def test_max_pool_nan_and_integers(rng, device):
+    x = random_array(rng, (2, 7, 6, 3))
+    x[0, 1, 1, 0] = x[1, 6, 5, 2] = np.nan  # NaN wins, as in PyTorch
+    ref = windows(x, (3, 3), (2, 2), (1, 1), -np.inf).max(3)
+    assert_close(kn.max_pool(x, 3, stride=2, padding=1, stream=device), ref)
+    xi = random_array(rng, (2, 7, 6, 3), np.int32, -100, 100)
+    ref = windows(xi, (3, 3), (2, 2), (1, 1), np.iinfo(np.int32).min).max(3)
+    assert_close(kn.max_pool(xi, 3, stride=2, padding=1, stream=device), ref, dtype=kn.int32)
+
+
+# (N, *spatial, C), kernel, stride, padding, dilation: padding of half the kernel, strides beyond
+# the kernel, windows that leave the end uncovered.
+POOL_CASES = [
+    ((2, 11, 3), [3], [2], [1], [1]),
+    ((1, 10, 64), [2], [3], [0], [2]),
+    ((2, 9, 8, 3), [3, 3], [2, 2], [1, 1], [1, 1]),
+    ((1, 7, 10, 64), [2, 3], [3, 4], [1, 1], [1, 2]),
+    ((2, 5, 6, 7, 3), [3, 3, 3], [2, 2, 2], [1, 1, 1], [1, 1, 1]),
+]
+
+
+@needs_torch
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_pooling_vs_torch(rng, device, case):
+    shape, k, s, p, dil = case
+    d = len(k)
+    x = random_array(rng, shape)
+    t = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1)))  # PyTorch is channels-first
+    F = torch.nn.functional
+    max_fn, avg_fn = getattr(F, f"max_pool{d}d"), getattr(F, f"avg_pool{d}d")
+
+    def last(r):
+        return np.moveaxis(r.numpy(), 1, -1)
+
+    assert_close(kn.max_pool(x, k, s, p, dil, stream=device), last(max_fn(t, k, s, p, dil)))
+    if all(v == 1 for v in dil):
+        for include in (True, False):
+            assert_close(kn.avg_pool(x, k, s, p, include, stream=device),
+                         last(avg_fn(t, k, s, p, count_include_pad=include)), rtol=1e-5)
 
 
 def test_adaptive_avg_pool(rng):
