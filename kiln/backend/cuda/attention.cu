@@ -6,9 +6,7 @@
 // takes one chunk for one (batch, kv head) and up to 8 query rows of that kv head's group (all
 // its query heads times Lq), so K and V are read once per group rather than once per query head.
 // Per 128-key tile, each thread scores one key; P V is then accumulated by lane groups that read
-// whole V rows. For 16-bit floats with head_dim 64, 128 or 256 each warp is a split of its own
-// instead (decode_warp_kernel: no block barriers, many more splits in flight). A second kernel
-// merges the splits.
+// whole V rows. A second kernel merges the chunks.
 //
 // Prefill: a block per (64 query rows, query head, batch); 64-key tiles of K and V are staged in
 // shared memory as float32, each warp owns 8 query rows, lane j scores keys j and j + 32. Causal
@@ -22,8 +20,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <string>
 
 #include "kiln/backend/cuda/attention.cuh"
 #include "kiln/backend/cuda/cudnn_attention.h"
@@ -456,177 +452,8 @@ bool vec_ok(const T* base, const int64_t (&s)[4], int n) {
   return s[3] == 1 && n % N == 0 && s[0] % N == 0 && s[1] % N == 0 && s[2] % N == 0 && aligned16(base);
 }
 
-// ---- decode, warp splits: the common case (16-bit floats, 16-byte aligned rows, Dv of 64, 128
-// or 256; KILN_DECODE_WARP_SPLITS=0 keeps the kernel above) ----
-//
-// Every warp is a split of its own: it walks its keys 32 at a time, lane l scoring key j0 + l
-// against the ROWS query rows of its kv head's group (the whole K row in flight at once), then
-// accumulating P V with lane l owning features [l * E, l * E + E) of every V row (a warp reads
-// each V row as one coalesced span). The running max and sum live in registers, kept per lane
-// and merged by shuffles; no block barrier is needed. Writes the same partials as the kernel
-// above, split = blockIdx.x * kSplitWarps + warp, for decode_combine_kernel.
-constexpr int kSplitWarps = 4;
-
-template <class T, int ROWS, int E>
-__global__ void __launch_bounds__(32 * kSplitWarps)
-    decode_warp_kernel(AttnParams<T> p, int keys_per_warp, float* __restrict__ part_o,
-                       float* __restrict__ part_ml) {
-  constexpr int N = vec_n<T>();
-  __shared__ float qs[ROWS][kMaxD];
-  const int bh = blockIdx.y, z = blockIdx.z;
-  const int b = bh / p.Hkv, hk = bh % p.Hkv;
-  const int row0 = z * ROWS;
-  const int nrows = min(ROWS, p.group * p.Lq - row0);
-  const int t = threadIdx.x, warp = t / 32, lane = t % 32;
-  for (int idx = t; idx < ROWS * p.D; idx += 32 * kSplitWarps) {
-    const int r = idx / p.D, d = idx % p.D;
-    float x = 0.f;
-    if (r < nrows) {
-      const int rr = row0 + r, h = hk * p.group + rr / p.Lq, i = rr % p.Lq;
-      x = static_cast<float>(p.q[b * p.qs[0] + h * p.qs[1] + i * p.qs[2] + d * p.qs[3]]);
-    }
-    qs[r][d] = x;
-  }
-  __syncthreads();
-  const int split = blockIdx.x * kSplitWarps + warp;
-  const int j_begin = split * keys_per_warp, j_end = min(p.Lk, j_begin + keys_per_warp);
-  const T* kbase = p.k + b * p.ks[0] + hk * p.ks[1];
-  const T* vbase = p.v + b * p.vs[0] + hk * p.vs[1] + lane * E;
-  float m[ROWS], lsum[ROWS], acc[ROWS][E];
-#pragma unroll
-  for (int r = 0; r < ROWS; ++r) {
-    m[r] = -INFINITY;
-    lsum[r] = 0.f;
-#pragma unroll
-    for (int e = 0; e < E; ++e) acc[r][e] = 0.f;
-  }
-  for (int j0 = j_begin; j0 < j_end; j0 += 32) {
-    const int nk = min(32, j_end - j0);
-    // This step's V features, requested before the scores so that K's and V's loads overlap.
-    Vec<T, E> vrow[32];
-#pragma unroll
-    for (int jj = 0; jj < 32; ++jj) {
-      if (jj < nk) vrow[jj] = *reinterpret_cast<const Vec<T, E>*>(vbase + static_cast<int64_t>(j0 + jj) * p.vs[2]);
-    }
-    const int j = j0 + lane;
-    float s[ROWS];
-#pragma unroll
-    for (int r = 0; r < ROWS; ++r) s[r] = 0.f;
-    if (lane < nk) {
-      const T* krow = kbase + static_cast<int64_t>(j) * p.ks[2];
-      for (int d0 = 0; d0 < p.D; d0 += kKPieces * N) {
-        Vec<T, N> kv[kKPieces];
-#pragma unroll
-        for (int u = 0; u < kKPieces; ++u)
-          if (d0 + u * N < p.D) kv[u] = *reinterpret_cast<const Vec<T, N>*>(krow + d0 + u * N);
-#pragma unroll
-        for (int u = 0; u < kKPieces; ++u) {
-          if (d0 + u * N >= p.D) break;
-#pragma unroll
-          for (int e = 0; e < N; ++e) {
-            const float kx = static_cast<float>(kv[u].v[e]);
-#pragma unroll
-            for (int r = 0; r < ROWS; ++r) s[r] += qs[r][d0 + u * N + e] * kx;
-          }
-        }
-      }
-    }
-    float pr[ROWS];
-#pragma unroll
-    for (int r = 0; r < ROWS; ++r) {
-      const int rr = row0 + r;
-      s[r] = lane < nk && r < nrows ? masked_score(p, s[r], b, hk * p.group + rr / p.Lq, rr % p.Lq, j) : -INFINITY;
-      const float mx = fmaxf(m[r], warp_max(s[r]));
-      const float alpha = mx == -INFINITY ? 1.f : expf(m[r] - mx);
-      m[r] = mx;
-      pr[r] = s[r] == -INFINITY ? 0.f : expf(s[r] - mx);
-      lsum[r] = lsum[r] * alpha + pr[r];
-#pragma unroll
-      for (int e = 0; e < E; ++e) acc[r][e] *= alpha;
-    }
-#pragma unroll
-    for (int jj = 0; jj < 32; ++jj) {
-      if (jj >= nk) break;
-#pragma unroll
-      for (int r = 0; r < ROWS; ++r) {
-        const float pj = __shfl_sync(0xffffffffu, pr[r], jj);
-#pragma unroll
-        for (int e = 0; e < E; ++e) acc[r][e] += pj * static_cast<float>(vrow[jj].v[e]);
-      }
-    }
-  }
-  for (int r = 0; r < nrows; ++r) {
-    const float l = warp_sum(lsum[r]);
-    const int rr = row0 + r, h = hk * p.group + rr / p.Lq, i = rr % p.Lq;
-    const int64_t row = (static_cast<int64_t>(b) * p.Hq + h) * p.Lq + i;
-    const int64_t prow = static_cast<int64_t>(split) * p.B * p.Hq * p.Lq + row;
-#pragma unroll
-    for (int e = 0; e < E; ++e) part_o[prow * p.Dv + lane * E + e] = acc[r][e];
-    if (lane == 0) {
-      part_ml[prow * 2] = m[r];
-      part_ml[prow * 2 + 1] = l;
-    }
-  }
-}
-
-template <class T, int ROWS, int E>
-void launch_decode_warps(const AttnParams<T>& p, const array& out) {
-  const int64_t bh = static_cast<int64_t>(p.B) * p.Hkv;
-  const int row_groups = (p.group * p.Lq + ROWS - 1) / ROWS;
-  // About 8 warps per SM in all, each at least 64 keys (two steps).
-  const int64_t want = std::max<int64_t>(1, (8LL * num_sms(out) + bh * row_groups - 1) / (bh * row_groups));
-  const int64_t most = std::max<int64_t>(1, (p.Lk + 63) / 64);
-  const int64_t warps = std::min(want, most);
-  int keys_per_warp = static_cast<int>((p.Lk + warps - 1) / warps);
-  keys_per_warp = (keys_per_warp + 31) / 32 * 32;
-  const int64_t used = (p.Lk + keys_per_warp - 1) / keys_per_warp;
-  const int64_t blocks = (used + kSplitWarps - 1) / kSplitWarps;
-  const int64_t splits = blocks * kSplitWarps;  // trailing warps see no key and write empty partials
-  if (bh > 65535 || row_groups > 65535 || blocks > 0x7fffffff) {
-    fail<ValueError>("[scaled_dot_product_attention] decode grid too large: ", bh, " x ", blocks, " x ", row_groups);
-  }
-  const int64_t rows = static_cast<int64_t>(p.B) * p.Hq * p.Lq;
-  auto scratch = std::make_shared<Buffer>(sizeof(float) * static_cast<size_t>(splits * rows * (p.Dv + 2)));
-  float* part_o = static_cast<float*>(scratch->write_gpu(out.device().index, out.stream().index));
-  float* part_ml = part_o + splits * rows * p.Dv;
-  cudaStream_t st = stream_of(out);
-  decode_warp_kernel<T, ROWS, E><<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(bh), row_groups),
-                                   32 * kSplitWarps, 0, st>>>(p, keys_per_warp, part_o, part_ml);
-  check_launch("scaled_dot_product_attention");
-  decode_combine_kernel<T><<<static_cast<unsigned>(rows), kDecodeThreads, 0, st>>>(part_o, part_ml, p.out, rows, p.Dv,
-                                                                                    static_cast<int>(splits));
-  check_launch("scaled_dot_product_attention");
-}
-
-// Whether the warp-split kernel takes the case, and launches it.
-template <class T, int ROWS>
-bool launch_decode_warps_for(const AttnParams<T>& p, const array& out) {
-  static const bool on = [] {
-    const char* v = std::getenv("KILN_DECODE_WARP_SPLITS");
-    return !(v && std::string(v) == "0");
-  }();
-  // 16-bit floats only: a float32 step's K and V pieces would not fit in registers.
-  if constexpr (sizeof(T) != 2) {
-    return false;
-  } else {
-    if (!on || !p.vec_k || !p.vec_v || p.D > kMaxD) return false;
-    // Lane l owns features [l * E, l * E + E) of each V row.
-    if (p.Dv == 64) {
-      launch_decode_warps<T, ROWS, 2>(p, out);
-    } else if (p.Dv == 128) {
-      launch_decode_warps<T, ROWS, 4>(p, out);
-    } else if (p.Dv == 256) {
-      launch_decode_warps<T, ROWS, 8>(p, out);
-    } else {
-      return false;
-    }
-    return true;
-  }
-}
-
 template <class T, int ROWS>
 void launch_decode_rows(const AttnParams<T>& p, const array& out) {
-  if (launch_decode_warps_for<T, ROWS>(p, out)) return;
   constexpr int N = vec_n<T>();
   // Lanes per V row: a power of two covering Dv in 16-byte pieces (at most the block).
   int CH = 1;

@@ -1,13 +1,15 @@
 // CUDA kernels of conv and im2col (kiln/primitives_conv.h). conv runs on cuDNN where the build
 // has it and cuDNN supports the case (kiln/backend/cuda/cudnn_conv.h), with the epilogue fused
 // into cuDNN's call or applied by conv_epilogue_dev in place; otherwise a direct kernel (a thread
-// per output element) computes it, epilogue included. im2col is a thread per output element,
+// per output element) computes it, epilogue included. Inputs of fewer channels than one 16-byte
+// vector (RGB) are zero-padded to it first for cuDNN. im2col is a thread per output element,
 // gathering from the row-contiguous input or writing zero; it dispatches on the element size.
 #include "kiln/backend/common/bytes.h"
 #include "kiln/backend/common/im2col.h"
 #include "kiln/backend/cuda/cudnn_conv.h"
 #include "kiln/backend/cuda/elementwise.cuh"
 #include "kiln/backend/kernels.h"
+#include "kiln/memory.h"
 #include "kiln/primitives_conv.h"
 
 namespace kiln::cuda {
@@ -58,6 +60,16 @@ __global__ void conv_epilogue_dev(T* __restrict__ y, const T* __restrict__ bias,
   }
 }
 
+// rows x c elements into rows x cp (cp > c), the extra channels zero.
+template <class T>
+__global__ void pad_channels_dev(const T* __restrict__ src, T* __restrict__ dst, int64_t rows, int64_t c, int64_t cp) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * cp;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / cp, k = i % cp;
+    dst[i] = k < c ? src[r * c + k] : convert<T>(0.0f);
+  }
+}
+
 // Output element i = (row r, channel co): the sum over the group's taps and channels, then the
 // epilogue. Slow but general: the path for what cuDNN does not run.
 template <class T>
@@ -93,7 +105,27 @@ void conv_typed(const Convolution& p, const std::vector<array>& inputs, array& o
   const T* bias = static_cast<const T*>(ops.bias);
   const T* residual = static_cast<const T*>(ops.residual);
   bool epilogue_done = false;
-  if (cudnn_conv(p, x.shape(), w.shape(), out, ops, epilogue_done)) {
+  // A few input channels (an RGB stem) are padded with zeros to one 16-byte vector per pixel:
+  // cuDNN's tensor-core kernels want that, and without it picks far slower ones.
+  const int64_t cin = x.shape().back(), cvec = 16 / static_cast<int64_t>(sizeof(T));
+  std::shared_ptr<Buffer> padded;
+  Shape xs = x.shape(), ws = w.shape();
+  ConvOperands cops = ops;
+  if (p.groups == 1 && cin < cvec && cvec <= 8) {
+    xs.back() = ws.back() = cvec;
+    const int64_t xrows = x.size() / cin, wrows = w.size() / cin;
+    padded = std::make_shared<Buffer>(sizeof(T) * static_cast<size_t>((xrows + wrows) * cvec));
+    T* xp = static_cast<T*>(padded->write_gpu(out.device().index, out.stream().index));
+    T* wp = xp + xrows * cvec;
+    pad_channels_dev<T><<<strided_blocks(out, xrows * cvec), kThreads, 0, stream_of(out)>>>(
+        static_cast<const T*>(ops.x), xp, xrows, cin, cvec);
+    pad_channels_dev<T><<<strided_blocks(out, wrows * cvec), kThreads, 0, stream_of(out)>>>(
+        static_cast<const T*>(ops.w), wp, wrows, cin, cvec);
+    check_launch("conv channel padding");
+    cops.x = xp;
+    cops.w = wp;
+  }
+  if (cudnn_conv(p, xs, ws, out, cops, epilogue_done)) {
     if (epilogue_done || (!bias && !residual && p.activation == ConvActivation::none)) return;
     conv_epilogue_dev<T><<<strided_blocks(out, n), kThreads, 0, stream_of(out)>>>(y, bias, residual, n, cout,
                                                                                  p.activation);

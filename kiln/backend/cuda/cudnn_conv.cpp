@@ -16,6 +16,7 @@
 
 #include <cudnn_frontend.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -221,9 +222,11 @@ bool cudnn_conv(const Convolution& p, const Shape& x, const Shape& w, const arra
   if (plan.fused && plan.residual) pack.emplace(plan.residual, const_cast<void*>(ops.residual));
   if (plan.tune_pending) {
     plan.tune_pending = false;
-    void* tws = plan.workspace ? allocator::gpu_malloc(plan.workspace, device, stream) : nullptr;
+    // Every candidate runs: the workspace must suit the largest of them, not the first.
+    const int64_t tune_ws = std::max(plan.workspace, plan.graph->get_autotune_workspace_size());
+    void* tws = tune_ws ? allocator::gpu_malloc(tune_ws, device, stream) : nullptr;
     (void)plan.graph->autotune(h, pack, tws);  // on failure the heuristics' first plan stays
-    if (tws) allocator::gpu_free(tws, plan.workspace, device, stream);
+    if (tws) allocator::gpu_free(tws, tune_ws, device, stream);
     if (!plan.graph->get_workspace_size(plan.workspace).is_good()) plan.workspace = 0;
   }
   void* ws = plan.workspace ? allocator::gpu_malloc(plan.workspace, device, stream) : nullptr;
