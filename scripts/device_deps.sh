@@ -2,7 +2,7 @@
 # Prepares what a lent GPU machine lacks for building kiln, to carry there with the working tree
 # (carry: [".whl", ".deps"]; both are ignored by git):
 #   .deps/   Debian's PCRE2, nlohmann-json, libjpeg-turbo, libpng and zlib development files,
-#            unpacked, shared-library links removed so that kiln links them statically;
+#            unpacked, shared-library links removed (but zlib's) so that kiln links them statically;
 #            cudnn-frontend's headers (PyPI nvidia-cudnn-frontend) in .deps/cudnn_frontend/include.
 #   .whl/    a CMake wheel (C++20 in CUDA needs CMake >= 3.28), and what `pip install ./python`
 #            builds with (scikit-build-core, nanobind) and pytest, for the Python tests on the GPU.
@@ -14,7 +14,9 @@ trap 'rm -rf "$tmp"' EXIT
 (cd "$tmp" && apt-get download libpcre2-dev nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev >/dev/null)
 rm -rf .deps && mkdir -p .deps .whl
 for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" .deps; done
-find .deps -name "*.so*" -delete
+# zlib stays shared: its static archive is not position-independent, which the Python module
+# (a shared object) needs; the machine has libz.so.1 itself.
+find .deps -name "*.so*" ! -name "libz.so*" -delete
 python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: "cmake==3.31.6" -d .whl
 python3 -m pip download -q --disable-pip-version-check --only-binary=:all: scikit-build-core nanobind pytest -d .whl
 python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: nvidia-cudnn-frontend -d "$tmp"
