@@ -30,8 +30,11 @@ class Pool {
 
   int size() const { return size_; }
 
-  void run(int64_t n, int64_t chunks, const std::function<void(int64_t, int64_t)>& fn) {
-    std::unique_lock<std::mutex> run_lock(run_mutex_);  // one parallel region at a time
+  // Runs fn over the pool and returns true, or returns false at once when another thread's
+  // region holds the pool (one parallel region at a time).
+  bool run(int64_t n, int64_t chunks, const std::function<void(int64_t, int64_t)>& fn) {
+    std::unique_lock<std::mutex> run_lock(run_mutex_, std::try_to_lock);
+    if (!run_lock.owns_lock()) return false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       fn_ = &fn;
@@ -48,6 +51,7 @@ class Pool {
     done_cv_.wait(lock, [this] { return done_ == chunks_; });
     fn_ = nullptr;
     if (error_) std::rethrow_exception(error_);
+    return true;
   }
 
  private:
@@ -130,13 +134,17 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     return;
   }
   inside = true;
+  bool ran = false;
   try {
-    p.run(n, chunks, [&](int64_t b, int64_t e) {
+    ran = p.run(n, chunks, [&](int64_t b, int64_t e) {
       bool was = inside;
       inside = true;
       fn(b, e);
       inside = was;
     });
+    // The pool is busy with another thread's region: this one runs on its own thread rather
+    // than queueing behind it (threads that each preprocess an image stay parallel).
+    if (!ran) fn(0, n);
   } catch (...) {
     inside = false;
     throw;
