@@ -353,8 +353,30 @@ TEST(ImageDecode, RefusesHugeImagesBeforeAllocating) {
 
 // End of the image data: past the JPEG's last EOI marker or the PNG's IEND chunk; bytes after it
 // are not needed.
+// Where a JPEG's image ends: just past the EOI that closes it, found by walking its segments (a
+// thumbnail inside an APP segment or a second image appended after the EOI has FF D9 of its own).
+size_t jpeg_end(const std::string& b) {
+  auto at = [&](size_t i) { return static_cast<uint8_t>(b[i]); };
+  size_t i = 2;
+  while (i + 4 <= b.size()) {
+    if (at(i) != 0xFF) return b.size();
+    const uint8_t m = at(i + 1);
+    if (m == 0xFF) {  // fill byte
+      ++i;
+      continue;
+    }
+    if (m == 0xD9) return i + 2;
+    const size_t len = static_cast<size_t>(at(i + 2)) << 8 | at(i + 3);
+    i += 2 + len;
+    if (m == 0xDA) {  // entropy-coded data runs to the next marker that is not a stuffed byte or RSTn
+      while (i + 1 < b.size() && !(at(i) == 0xFF && at(i + 1) != 0x00 && (at(i + 1) < 0xD0 || at(i + 1) > 0xD7))) ++i;
+    }
+  }
+  return b.size();
+}
+
 size_t data_end(const std::string& bytes) {
-  if (bytes.rfind("\xFF\xD8", 0) == 0) return bytes.rfind("\xFF\xD9") + 2;
+  if (bytes.rfind("\xFF\xD8", 0) == 0) return jpeg_end(bytes);
   return bytes.rfind("IEND") + 8;
 }
 
