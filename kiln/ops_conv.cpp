@@ -8,29 +8,30 @@
 
 namespace kiln {
 
+namespace {
+
+// ", name=[a, b, ...]" (name given with its leading separator).
+void put_field(std::ostream& os, const char* name, const std::vector<int>& v) {
+  os << name;
+  detail::put(os, v);
+}
+
+}  // namespace
+
 void Im2Col::print(std::ostream& os) const {
-  os << "im2col(kernel=";
-  detail::put(os, kernel);
-  os << ", stride=";
-  detail::put(os, stride);
-  os << ", pad_lo=";
-  detail::put(os, pad_lo);
-  os << ", dilation=";
-  detail::put(os, dilation);
-  os << ", input_dilation=";
-  detail::put(os, input_dilation);
+  put_field(os, "im2col(kernel=", kernel);
+  put_field(os, ", stride=", stride);
+  put_field(os, ", pad_lo=", pad_lo);
+  put_field(os, ", dilation=", dilation);
+  put_field(os, ", input_dilation=", input_dilation);
   os << ", groups=" << groups << ")";
 }
 
 void Convolution::print(std::ostream& os) const {
-  os << "conv(stride=";
-  detail::put(os, stride);
-  os << ", pad_lo=";
-  detail::put(os, pad_lo);
-  os << ", pad_hi=";
-  detail::put(os, pad_hi);
-  os << ", dilation=";
-  detail::put(os, dilation);
+  put_field(os, "conv(stride=", stride);
+  put_field(os, ", pad_lo=", pad_lo);
+  put_field(os, ", pad_hi=", pad_hi);
+  put_field(os, ", dilation=", dilation);
   os << ", groups=" << groups << (has_bias ? ", bias" : "") << (has_residual ? ", residual" : "");
   if (activation == ConvActivation::relu) os << ", relu";
   if (activation == ConvActivation::relu6) os << ", relu6";
@@ -38,14 +39,11 @@ void Convolution::print(std::ostream& os) const {
 }
 
 void Pool::print(std::ostream& os) const {
-  os << "pool(" << (kind == PoolKind::max ? "max" : "avg") << ", kernel=";
-  detail::put(os, kernel);
-  os << ", stride=";
-  detail::put(os, stride);
-  os << ", padding=";
-  detail::put(os, padding);
-  os << ", dilation=";
-  detail::put(os, dilation);
+  os << "pool(" << (kind == PoolKind::max ? "max" : "avg");
+  put_field(os, ", kernel=", kernel);
+  put_field(os, ", stride=", stride);
+  put_field(os, ", padding=", padding);
+  put_field(os, ", dilation=", dilation);
   if (kind == PoolKind::avg) os << ", count_include_pad=" << (count_include_pad ? "true" : "false");
   os << ")";
 }
@@ -364,7 +362,7 @@ array max_pool(const array& input, std::vector<int> kernel, std::vector<int> str
                std::vector<int> dilation, StreamOrDevice s) {
   const char* op = "max_pool";
   PoolArgs a = pool_args(input, kernel, stride, padding, dilation, op);
-  if (is_complex(input.dtype())) fail<TypeError>("[", op, "] complex64 input is not supported");
+  if (is_complex(input.dtype())) fail<TypeError>("[", op, "] ", input.dtype(), " input is not supported");
   return pool_node(input, PoolKind::max, a, true, op, to_stream(s));
 }
 

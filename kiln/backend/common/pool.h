@@ -25,6 +25,15 @@ struct Geometry {
     if (hi > K[j]) hi = K[j];
     if (hi < lo) hi = lo;
   }
+  // Output row r (n, o_0, o_1, o_2 row-major) into its spatial indices o; returns n.
+  KILN_HD int64_t split(int64_t r, int64_t (&o)[3]) const {
+    for (int j = 2; j >= 0; --j) {
+      const int64_t q = r / O[j];
+      o[j] = r - q * O[j];
+      r = q;
+    }
+    return r;
+  }
   // Input position on axis j of tap q for output index o.
   KILN_HD int64_t pos(int j, int64_t o, int64_t q) const { return o * stride[j] + q * dil[j] - pad[j]; }
 };

@@ -20,13 +20,10 @@ namespace {
 template <class F>
 void for_each_tap(const pool::Geometry& g, int64_t r, int64_t (&lo)[3], int64_t (&hi)[3], F&& fn) {
   int64_t o[3];
-  for (int j = 2; j >= 0; --j) {
-    o[j] = r % g.O[j];
-    r /= g.O[j];
-  }
+  const int64_t n = g.split(r, o);
   for (int j = 0; j < 3; ++j) g.taps(j, o[j], lo[j], hi[j]);
   for (int64_t a = lo[0]; a < hi[0]; ++a) {
-    const int64_t p0 = r * g.S[0] + g.pos(0, o[0], a);
+    const int64_t p0 = n * g.S[0] + g.pos(0, o[0], a);
     for (int64_t b = lo[1]; b < hi[1]; ++b) {
       const int64_t p1 = p0 * g.S[1] + g.pos(1, o[1], b);
       for (int64_t c = lo[2]; c < hi[2]; ++c) fn((p1 * g.S[2] + g.pos(2, o[2], c)) * g.C);

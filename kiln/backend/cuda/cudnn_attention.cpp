@@ -107,6 +107,7 @@ bool cudnn_attention(const ScaledDotProductAttention& p, const array& q, const a
   static std::map<std::string, std::unique_ptr<Plan>> plans;
   std::lock_guard<std::mutex> lock(mutex);
   const int device = out.device().index, stream = out.stream().index;
+  cudnnHandle_t h = cudnn_handle(device, stream, stream_of(out), "scaled_dot_product_attention");
   auto [it, fresh] = plans.try_emplace(plan_key(p, q, k, v, out));
   if (fresh) {
     // No plan is built while a CUDA graph is being captured: kiln's kernel runs instead.
@@ -117,12 +118,10 @@ bool cudnn_attention(const ScaledDotProductAttention& p, const array& q, const a
       return false;
     }
     it->second = std::make_unique<Plan>();
-    cudnnHandle_t h = cudnn_handle(device, stream, stream_of(out), "scaled_dot_product_attention");
     it->second->supported = build(*it->second, p, q, k, v, out, h);
   }
   Plan& plan = *it->second;
   if (!plan.supported) return false;
-  cudnnHandle_t h = cudnn_handle(device, stream, stream_of(out), "scaled_dot_product_attention");
   std::unordered_map<Tensor, void*> pack{{plan.q, const_cast<void*>(q_ptr)},
                                          {plan.k, const_cast<void*>(k_ptr)},
                                          {plan.v, const_cast<void*>(v_ptr)},

@@ -23,14 +23,9 @@ __global__ void pool_dev(const T* __restrict__ x, T* __restrict__ y, int64_t n, 
   const int64_t CV = g.C / V;  // vectors per row
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    int64_t r = i / CV, o[3], lo[3], hi[3];
-    const int64_t c = (i - r * CV) * V;
-#pragma unroll
-    for (int j = 2; j >= 0; --j) {
-      const int64_t q = r / g.O[j];
-      o[j] = r - q * g.O[j];
-      r = q;
-    }
+    const int64_t row = i / CV, c = (i - row * CV) * V;
+    int64_t o[3], lo[3], hi[3];
+    const int64_t r = g.split(row, o);
 #pragma unroll
     for (int j = 0; j < 3; ++j) g.taps(j, o[j], lo[j], hi[j]);
     A acc[V];
