@@ -1,8 +1,10 @@
 // `kiln classify`: ImageNet labels for photos with a pretrained network. Folders are read
 // recursively (JPEG and PNG); images go through the model in batches, with a progress line on
-// standard error when there is more than one batch. The next batch is decoded and preprocessed
-// on all CPU cores while the model runs on the current one, and the forward pass replays as a
-// CUDA graph on the GPU (kiln/capture.h).
+// standard error when there is more than one batch. The next batch's files are decoded on all CPU
+// cores while the model runs on the current one; preprocessing (resize, crop, normalize) runs on
+// the model's device as part of the batch, and the forward pass replays as a CUDA graph on the
+// GPU (kiln/capture.h). The decoding threads call no kiln operation: evaluations run one at a
+// time (kiln/eval.h), so preprocessing there would serialise on it.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -12,6 +14,7 @@
 #include <functional>
 #include <future>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "kiln/io/image.h"
@@ -31,26 +34,22 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Photos decoded and preprocessed for the model: (224, 224, 3) float32 on the CPU, and the
-// messages of the files that could not be read.
-struct Prepared {
-  std::vector<array> inputs;
+// Photos decoded to (H, W, 3) uint8 host arrays, and the messages of the files that could not be
+// read.
+struct Decoded {
+  std::vector<array> images;
   std::vector<std::string> names, errors;
 };
 
-Prepared prepare(const std::vector<std::string>& files, size_t begin, size_t end) {
+Decoded decode(const std::vector<std::string>& files, size_t begin, size_t end) {
   const size_t n = end - begin;
   std::vector<std::optional<array>> images(n);
   std::vector<std::string> errors(n);
   std::atomic<size_t> next{0};
-  const Device cpu(Device::cpu);
   auto work = [&] {
     for (size_t i; (i = next++) < n;) {
       try {
-        array chw = vision::imagenet_preprocess(io::load_image(files[begin + i]), cpu);
-        array hwc = contiguous(transpose(chw, {1, 2, 0}, cpu), cpu);  // the model is channels-last
-        hwc.eval();
-        images[i] = hwc;
+        images[i] = io::load_image(files[begin + i]);
       } catch (const std::exception& e) {
         errors[i] = e.what();
       }
@@ -61,16 +60,27 @@ Prepared prepare(const std::vector<std::string>& files, size_t begin, size_t end
   for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
   work();
   for (auto& t : pool) t.join();
-  Prepared p;
+  Decoded d;
   for (size_t i = 0; i < n; ++i) {
     if (images[i]) {
-      p.inputs.push_back(*images[i]);
-      p.names.push_back(files[begin + i]);
+      d.images.push_back(*images[i]);
+      d.names.push_back(files[begin + i]);
     } else {
-      p.errors.push_back(errors[i]);
+      d.errors.push_back(errors[i]);
     }
   }
-  return p;
+  return d;
+}
+
+// The model's input for a batch of decoded photos, preprocessed on `dev`: (N, 224, 224, 3)
+// float32, channels-last.
+array preprocess_batch(const std::vector<array>& images, Device dev) {
+  std::vector<array> chw;
+  chw.reserve(images.size());
+  for (const array& img : images) chw.push_back(vision::imagenet_preprocess(img, dev));
+  array x = contiguous(transpose(stack(chw, 0, dev), {0, 2, 3, 1}, dev), dev);
+  x.eval();
+  return x;
 }
 
 // A file under models/ (fetched by scripts/get_models.sh), from the working directory or next to
@@ -189,19 +199,18 @@ int classify(const std::vector<std::string>& argv) {
   int failures = 0;
   CapturedFunction captured([&](const std::vector<array>& in) { return std::vector<array>{forward(in[0])}; });
   auto launch = [&](size_t b) {
-    return std::async(std::launch::async, prepare, std::cref(files), b * batch,
+    return std::async(std::launch::async, decode, std::cref(files), b * batch,
                       std::min(files.size(), (b + 1) * batch));
   };
-  std::future<Prepared> next = launch(0);
+  std::future<Decoded> next = launch(0);
   for (size_t b = 0; b < batches; ++b) {
-    Prepared cur = next.get();
+    Decoded cur = next.get();
     if (b + 1 < batches) next = launch(b + 1);
     for (const auto& e : cur.errors) std::cerr << "kiln classify: " << e << "\n";
     failures += static_cast<int>(cur.errors.size());
-    const std::vector<array>& inputs = cur.inputs;
     const std::vector<std::string>& names = cur.names;
-    if (inputs.empty()) continue;
-    array x = copy(stack(inputs, 0, Device(Device::cpu)), default_device());
+    if (cur.images.empty()) continue;
+    array x = preprocess_batch(cur.images, default_device());
     array probs = softmax(astype(captured({x})[0], float32), -1);
     array idx = argsort(negative(probs), -1);
     array best = slice(idx, {0, 0}, {idx.shape(0), std::min<int64_t>(top, idx.shape(1))});
