@@ -185,7 +185,7 @@ TEST(Attention, HeadGrouping) {
 
 TEST(Attention, Decode) {
   std::vector<Case> cases;
-  for (int64_t lk : {1, 7, 300, 4100}) {
+  for (int64_t lk : {1, 7, 300, 4100, 20000}) {
     cases.push_back({"decode GQA", 2, 8, 2, 1, lk, 128, 128});
     cases.push_back({"decode MQA", 1, 8, 1, 1, lk, 64, 64});
   }

@@ -218,6 +218,17 @@ TEST(Index, Take) {
         }
       }
     }
+    // Whole rows of a 16-byte multiple (an embedding lookup): the GPU copies them as vectors.
+    for (Dtype dt : {float32, bfloat16, int8, float64}) {
+      Input w = make_input({10, 48}, dt, 0);
+      std::vector<double> ids = random_ints(7, -10, 9);
+      Input idx = make_indices(ids, {7}, int32);
+      std::vector<double> want;
+      for (double id : ids) {
+        for (int64_t d = 0; d < 48; ++d) want.push_back(w.v[wrap(static_cast<int64_t>(id), 10) * 48 + d]);
+      }
+      expect_values(take(w.a, idx.a, 0, dev), {7, 48}, want, label(dev, dt, "rows"));
+    }
     // Lazy out-of-range indices clamp, the same on every device.
     auto [v, vv] = test::random_array({5}, float32);
     Input idx = make_indices({7, -9, 2, -1}, {4}, int32);

@@ -2,7 +2,8 @@
 // max, sum and output in float32), so the score matrix never exists. Inputs are read through their
 // strides; the output is row-contiguous. Rows that see no key are written as zeros.
 //
-// Decode (Lq <= 4), flash-decoding: the keys are split into chunks across thread blocks. A block
+// Decode (Lq <= 4), flash-decoding (float16 / bfloat16 with head_dim 64 or 128 and no mask run
+// on tensor cores first, attention_decode.cu): the keys are split into chunks across thread blocks. A block
 // takes one chunk for one (batch, kv head) and up to 8 query rows of that kv head's group (all
 // its query heads times Lq), so K and V are read once per group rather than once per query head.
 // Per 128-key tile, each thread scores one key; P V is then accumulated by lane groups that read
@@ -583,7 +584,7 @@ void attention_typed(const ScaledDotProductAttention& prim, const std::vector<ar
     fail<ValueError>("[scaled_dot_product_attention] sequence lengths above 2^31 are not supported");
   }
   if (p.Lq <= 4) {
-    launch_decode(p, out);
+    if (!launch_decode_mma(p, out)) launch_decode(p, out);
   } else if (!cudnn_attention(prim, q, k, v, out, p.q, p.k, p.v, p.out)) {
     launch_prefill(p, out);
   }

@@ -1,5 +1,6 @@
-// What the CUDA attention kernels share (attention.cu: decode and SIMT prefill;
-// attention_prefill.cu: the tensor-core prefill): the parameter block and the masking rule.
+// What the CUDA attention kernels share (attention.cu: SIMT decode and prefill;
+// attention_decode.cu and attention_prefill.cu: the tensor-core decode and prefill): the
+// parameter block and the masking rule.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -46,6 +47,17 @@ __device__ __forceinline__ float masked_score(const AttnParams<T>& p, float dot,
   }
   return s;
 }
+
+// Q rows may be read as aligned 16-byte vectors (unit feature stride, rows 8 elements apart).
+template <class T>
+bool q_vec_ok(const AttnParams<T>& p) {
+  return p.qs[3] == 1 && p.qs[0] % 8 == 0 && p.qs[1] % 8 == 0 && p.qs[2] % 8 == 0 && aligned16(p.q);
+}
+
+// The tensor-core decode (attention_decode.cu). Returns false, launching nothing, for the cases
+// it does not handle (then the SIMT decode kernel runs).
+template <class T>
+bool launch_decode_mma(const AttnParams<T>& p, const array& out);
 
 // The tensor-core prefill (attention_prefill.cu). Returns false, launching nothing, for the
 // cases it does not handle (then the SIMT kernel runs).

@@ -4,10 +4,14 @@
 // per output element) computes it, epilogue included. Inputs of fewer channels than one 16-byte
 // vector (RGB) are zero-padded to it first for cuDNN. im2col is a thread per output element,
 // gathering from the row-contiguous input or writing zero; it dispatches on the element size.
+#include <cstdlib>
+#include <string>
+
 #include "kiln/backend/common/bytes.h"
 #include "kiln/backend/common/im2col.h"
 #include "kiln/backend/cuda/cudnn_conv.h"
 #include "kiln/backend/cuda/elementwise.cuh"
+#include "kiln/backend/cuda/matmul.h"
 #include "kiln/backend/kernels.h"
 #include "kiln/memory.h"
 #include "kiln/primitives_conv.h"
@@ -94,6 +98,22 @@ __global__ void conv_direct_dev(const T* __restrict__ x, const T* __restrict__ w
   }
 }
 
+// A pointwise (1x1, stride 1, unpadded, ungrouped) convolution is a matrix product over the
+// pixels; for 16-bit floats cuBLASLt runs it with bias, residual and ReLU in its epilogue, which
+// outruns cuDNN's fused kernels on these memory-bound shapes. KILN_CONV_GEMM=0 leaves them to
+// cuDNN.
+bool pointwise(const Convolution& p, const array& w) {
+  static const bool enabled = [] {
+    const char* e = std::getenv("KILN_CONV_GEMM");
+    return !(e && std::string(e) == "0");
+  }();
+  if (!enabled || p.groups != 1 || p.activation == ConvActivation::relu6) return false;
+  for (size_t i = 0; i < p.stride.size(); ++i) {
+    if (p.stride[i] != 1 || p.pad_lo[i] != 0 || p.pad_hi[i] != 0 || w.shape(static_cast<int>(i) + 1) != 1) return false;
+  }
+  return true;
+}
+
 template <class T>
 void conv_typed(const Convolution& p, const std::vector<array>& inputs, array& out) {
   const array &x = inputs[0], &w = inputs[1];
@@ -104,10 +124,18 @@ void conv_typed(const Convolution& p, const std::vector<array>& inputs, array& o
                    p.has_residual ? in_ptr<T>(inputs[2 + p.has_bias], out) : nullptr, y};
   const T* bias = static_cast<const T*>(ops.bias);
   const T* residual = static_cast<const T*>(ops.residual);
+  const int64_t cin = x.shape().back();
+  if constexpr (sizeof(T) == 2) {  // float16, bfloat16
+    if (pointwise(p, w) &&
+        linear_epilogue<T>(static_cast<const T*>(ops.x), static_cast<const T*>(ops.w), bias, residual, y,
+                           x.size() / cin, cout, cin, p.activation == ConvActivation::relu, out)) {
+      return;
+    }
+  }
   bool epilogue_done = false;
   // A few input channels (an RGB stem) are padded with zeros to one 16-byte vector per pixel:
   // cuDNN's tensor-core kernels want that, and without it picks far slower ones.
-  const int64_t cin = x.shape().back(), cvec = 16 / static_cast<int64_t>(sizeof(T));
+  const int64_t cvec = 16 / static_cast<int64_t>(sizeof(T));
   std::shared_ptr<Buffer> padded;
   Shape xs = x.shape(), ws = w.shape();
   ConvOperands cops = ops;

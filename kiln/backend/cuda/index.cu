@@ -249,6 +249,20 @@ __global__ void gather_dev(const U* __restrict__ src, U* __restrict__ out, int64
   }
 }
 
+// Whole slices that are contiguous runs of 16-byte vectors (an embedding's rows): a thread per
+// vector, one index lookup per vector instead of per element.
+template <class U>
+__global__ void gather_rows_dev(const U* __restrict__ src, uint4* __restrict__ out, int64_t n, int64_t per_row,
+                                IndexParams p) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t pos = i / per_row;
+    int64_t base, ubase;
+    p.block_offset<true>(pos, base, ubase);
+    out[i] = reinterpret_cast<const uint4*>(src + base)[i - pos * per_row];
+  }
+}
+
 void gather_kernel(const Primitive& prim, const std::vector<array>& inputs, array& out) {
   const auto& g = static_cast<const Gather&>(prim);
   const array& a = inputs[0];
@@ -263,6 +277,16 @@ void gather_kernel(const Primitive& prim, const std::vector<array>& inputs, arra
     Strides none(a.ndim(), 0);
     IndexParams p = index_params(inputs, g.axes, out, a.shape(), g.slice_sizes, a.strides(), idx_shape, nullptr,
                                  a.strides(), none, "gather");
+    constexpr int64_t vw = 16 / sizeof(U);
+    bool rows = p.block_ndim == 1 && p.block_strides[0][0] == 1 && p.n_block % vw == 0 && aligned16(src) &&
+                aligned16(dst);
+    for (int k = 0; rows && k < p.nidx; ++k) rows = p.stride[k] % vw == 0;
+    if (rows) {
+      gather_rows_dev<U><<<strided_blocks(out, n / vw), kThreads, 0, stream_of(out)>>>(
+          src, reinterpret_cast<uint4*>(dst), n / vw, p.n_block / vw, p);
+      check_launch("gather");
+      return;
+    }
     gather_dev<U><<<strided_blocks(out, n), kThreads, 0, stream_of(out)>>>(src, dst, n, p);
     check_launch("gather");
   });

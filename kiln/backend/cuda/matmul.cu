@@ -14,6 +14,7 @@
 #include "kiln/backend/common/matmul_plan.h"
 #include "kiln/backend/cuda/elementwise.cuh"
 #include "kiln/backend/cuda/gemv.cuh"
+#include "kiln/backend/cuda/matmul.h"
 #include "kiln/backend/kernels.h"
 #include "kiln/primitives_linalg.h"
 
@@ -76,9 +77,12 @@ struct Gemm {
   int64_t lda = 0, stride_a = 0;
   const void* B = nullptr;
   int64_t ldb = 0, stride_b = 0;
-  void* C = nullptr;
+  void* C = nullptr;  // D, the output; also the addend unless C_in is set
   int64_t ldc = 0, stride_c = 0;
   int64_t batch = 1;
+  const void* C_in = nullptr;  // an addend apart from the output, laid out as it
+  const void* bias = nullptr;  // per output row (cuBLAS's m), for a bias epilogue
+  cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
 };
 
 uint32_t alignment(const void* p) {
@@ -91,11 +95,12 @@ uint32_t alignment(const void* p) {
 struct LtKey {
   int device;
   cudaDataType_t type;
+  cublasLtEpilogue_t epilogue;
   bool ta, tb, use_c;
   int64_t m, n, k, lda, ldb, ldc, batch, stride_a, stride_b, stride_c;
   uint32_t align_a, align_b, align_c;
   bool operator==(const LtKey& o) const {
-    return device == o.device && type == o.type && ta == o.ta && tb == o.tb && use_c == o.use_c && m == o.m &&
+    return device == o.device && type == o.type && epilogue == o.epilogue && ta == o.ta && tb == o.tb && use_c == o.use_c && m == o.m &&
            n == o.n && k == o.k && lda == o.lda && ldb == o.ldb && ldc == o.ldc && batch == o.batch &&
            stride_a == o.stride_a && stride_b == o.stride_b && stride_c == o.stride_c && align_a == o.align_a &&
            align_b == o.align_b && align_c == o.align_c;
@@ -106,7 +111,7 @@ struct LtKeyHash {
   size_t operator()(const LtKey& k) const {
     size_t h = 1469598103934665603ull;
     auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
-    for (uint64_t v : {uint64_t(k.device), uint64_t(k.type), uint64_t(k.ta), uint64_t(k.tb), uint64_t(k.use_c),
+    for (uint64_t v : {uint64_t(k.device), uint64_t(k.type), uint64_t(k.epilogue), uint64_t(k.ta), uint64_t(k.tb), uint64_t(k.use_c),
                        uint64_t(k.m), uint64_t(k.n), uint64_t(k.k), uint64_t(k.lda), uint64_t(k.ldb), uint64_t(k.ldc),
                        uint64_t(k.batch), uint64_t(k.stride_a), uint64_t(k.stride_b), uint64_t(k.stride_c),
                        uint64_t(k.align_a), uint64_t(k.align_b), uint64_t(k.align_c)}) {
@@ -148,6 +153,8 @@ std::shared_ptr<LtPlan> make_lt_plan(const LtKey& k, cublasLtHandle_t lt) {
   cublasOperation_t ta = k.ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb = k.tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   check_blas(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "TRANSA");
   check_blas(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)), "TRANSB");
+  check_blas(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &k.epilogue, sizeof(k.epilogue)),
+             "EPILOGUE");
   // Layouts describe the matrices as stored: op(A) is m x k, op(B) k x n, C m x n.
   check_blas(cublasLtMatrixLayoutCreate(&p->a, k.type, k.ta ? k.k : k.m, k.ta ? k.m : k.k, k.lda), "layout A");
   check_blas(cublasLtMatrixLayoutCreate(&p->b, k.type, k.tb ? k.n : k.k, k.tb ? k.k : k.n, k.ldb), "layout B");
@@ -209,10 +216,16 @@ cudaDataType_t cuda_type() {
   if constexpr (std::is_same_v<T, complex64_t>) return CUDA_C_32F;
 }
 
-// float16 / bfloat16 / float32 through cuBLASLt.
-void run_lt(const Gemm& g, cudaDataType_t type, float alpha, float beta, int device, cudaStream_t s, StreamState& st) {
+bool has_bias(cublasLtEpilogue_t e) { return e == CUBLASLT_EPILOGUE_BIAS || e == CUBLASLT_EPILOGUE_RELU_BIAS; }
+
+// float16 / bfloat16 / float32 through cuBLASLt. False, with nothing launched, when cuBLASLt has
+// no algorithm for an epilogue; without one, cuBLAS's GEMM runs instead.
+bool run_lt(const Gemm& g, cudaDataType_t type, float alpha, float beta, int device, cudaStream_t s,
+            StreamState& st, size_t elem) {
+  const void* c_in = g.C_in ? g.C_in : g.C;
   LtKey key{device,
             type,
+            g.epilogue,
             g.ta,
             g.tb,
             beta != 0.f,
@@ -228,20 +241,32 @@ void run_lt(const Gemm& g, cudaDataType_t type, float alpha, float beta, int dev
             g.batch > 1 ? g.stride_c : 0,
             alignment(g.A),
             alignment(g.B),
-            alignment(g.C)};
+            std::min(alignment(g.C), alignment(c_in))};
   cublasLtHandle_t lt = lt_handle(device);
   auto plan = lt_plan(key, lt);
   if (plan->found) {
-    check_blas(cublasLtMatmul(lt, plan->desc, &alpha, g.A, plan->a, g.B, plan->b, &beta, g.C, plan->c, g.C, plan->c,
+    if (has_bias(g.epilogue)) {
+      // The cached descriptor is shared; evaluations run one at a time (kiln/eval.h).
+      check_blas(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)),
+                 "BIAS_POINTER");
+    }
+    check_blas(cublasLtMatmul(lt, plan->desc, &alpha, g.A, plan->a, g.B, plan->b, &beta, c_in, plan->c, g.C, plan->c,
                               &plan->algo, st.workspace, kWorkspaceBytes, s),
                "cublasLtMatmul");
-    return;
+    return true;
+  }
+  if (g.epilogue != CUBLASLT_EPILOGUE_DEFAULT) return false;
+  if (g.C_in && beta != 0.f) {
+    // The addend becomes the output first; gemm_gpu lays both out as whole m x n matrices.
+    check(cudaMemcpyAsync(g.C, g.C_in, elem * static_cast<size_t>(g.m * g.n * g.batch), cudaMemcpyDeviceToDevice, s),
+          "matmul: addend copy");
   }
   check_blas(
       cublasGemmStridedBatchedEx_64(st.blas, g.ta ? CUBLAS_OP_T : CUBLAS_OP_N, g.tb ? CUBLAS_OP_T : CUBLAS_OP_N, g.m,
                                     g.n, g.k, &alpha, g.A, type, g.lda, g.stride_a, g.B, type, g.ldb, g.stride_b, &beta,
                                     g.C, type, g.ldc, g.stride_c, g.batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
       "cublasGemmStridedBatchedEx");
+  return true;
 }
 
 void run_blas(const Gemm& g, double alpha, double beta, StreamState& st) {
@@ -308,9 +333,11 @@ void blas_ready(const array& x, const T*& ptr, Strides& strides, const array& ou
   strides = read;
 }
 
-// out (already holding c when beta != 0) = alpha * a @ b + beta * out, through cuBLASLt or cuBLAS.
+// out = alpha * a @ b + beta * addend, through cuBLASLt or cuBLAS. The addend is c_in (out's
+// shape, row-contiguous) or, without it, what out already holds.
 template <class T>
-void gemm_gpu(const array& a, const array& b, const array& out, T* c, double alpha, double beta) {
+void gemm_gpu(const array& a, const array& b, const array& out, T* c, double alpha, double beta,
+              const T* c_in = nullptr) {
   cudaStream_t s = stream_of(out);
   const int device = out.device().index;
   const T* pa = in_ptr<T>(a, out);
@@ -343,13 +370,14 @@ void gemm_gpu(const array& a, const array& b, const array& out, T* c, double alp
     g.ldb = p.a.ld;
     g.stride_b = batched ? bt.a.back() : 0;
     g.C = c + oc;
+    g.C_in = c_in ? c_in + oc : nullptr;
     g.ldc = p.N;
     g.stride_c = batched ? bt.out.back() : p.M * p.N;
     g.batch = inner;
     if constexpr (std::is_same_v<T, double> || std::is_same_v<T, complex64_t>) {
       run_blas(g, static_cast<T>(alpha), static_cast<T>(beta), st);
     } else {
-      run_lt(g, cuda_type<T>(), static_cast<float>(alpha), static_cast<float>(beta), device, s, st);
+      run_lt(g, cuda_type<T>(), static_cast<float>(alpha), static_cast<float>(beta), device, s, st, sizeof(T));
     }
   }
 }
@@ -497,7 +525,18 @@ void addmm_kernel(const Primitive& p, const std::vector<array>& inputs, array& o
       }
     }
     T* c;
-    if (prim.beta != 0.0) {
+    const T* c_in = nullptr;
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, float16_t> || std::is_same_v<T, bfloat16_t>) {
+      // An addend of the output's layout is read in place by cuBLASLt (prefill's residuals).
+      const array& cin = inputs[2];
+      if (prim.beta != 0.0 && cin.shape() == out.shape() && cin.row_contiguous() && a.shape().back() > 0 &&
+          out.size() > 0) {
+        c_in = in_ptr<T>(cin, out);
+      }
+    }
+    if (c_in) {
+      c = alloc_out<T>(out);
+    } else if (prim.beta != 0.0) {
       find_kernel(Backend::gpu, "copy")(p, {inputs[2]}, out);  // c becomes the GEMM's C
       c = static_cast<T*>(out.buffer()->write_gpu(out.device().index, out.stream().index));
     } else {
@@ -513,11 +552,45 @@ void addmm_kernel(const Primitive& p, const std::vector<array>& inputs, array& o
       }
       return;
     }
-    gemm_gpu<T>(a, b, out, c, prim.alpha, prim.beta);
+    gemm_gpu<T>(a, b, out, c, prim.alpha, prim.beta, c_in);
   });
 }
 
 }  // namespace
+
+template <class T>
+bool linear_epilogue(const T* x, const T* w, const T* bias, const T* residual, T* y, int64_t rows, int64_t n,
+                     int64_t k, bool relu, const array& out) {
+  if (bias && alignment(bias) < 16) return false;
+  Gemm g;  // out^T = w x^T in cuBLAS's column-major terms: w is A (transposed), x is B
+  g.ta = true;
+  g.tb = false;
+  g.m = n;
+  g.n = rows;
+  g.k = k;
+  g.A = w;
+  g.lda = k;
+  g.B = x;
+  g.ldb = k;
+  g.C = y;
+  g.ldc = n;
+  g.stride_c = n * rows;
+  g.C_in = residual;
+  g.bias = bias;
+  g.epilogue = bias ? (relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS)
+                    : (relu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_DEFAULT);
+  const int device = out.device().index;
+  cudaStream_t s = stream_of(out);
+  StreamState& st = stream_state(device, out.stream().index, s);
+  return run_lt(g, cuda_type<T>(), 1.f, residual ? 1.f : 0.f, device, s, st, sizeof(T));
+}
+
+template bool linear_epilogue<float>(const float*, const float*, const float*, const float*, float*, int64_t, int64_t,
+                                     int64_t, bool, const array&);
+template bool linear_epilogue<float16_t>(const float16_t*, const float16_t*, const float16_t*, const float16_t*,
+                                         float16_t*, int64_t, int64_t, int64_t, bool, const array&);
+template bool linear_epilogue<bfloat16_t>(const bfloat16_t*, const bfloat16_t*, const bfloat16_t*, const bfloat16_t*,
+                                          bfloat16_t*, int64_t, int64_t, int64_t, bool, const array&);
 
 void register_gpu_matmul() {
   register_kernel(Backend::gpu, "matmul", matmul_kernel);
