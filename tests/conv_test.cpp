@@ -245,6 +245,7 @@ TEST(Conv, FusedEpilogueMatchesTheDefinition) {
       {{1, 12, 11, 8}, 16, {3, 3}, {2, 2}, {1, 1}, {1, 1}, 8},   // depthwise, channel multiplier 2
       {{1, 33, 33, 8192}, 2, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},  // im2col in more than one block on the CPU
       {{2, 7, 9, 64}, 96, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},     // pointwise: a GEMM with its epilogue on CUDA
+      {{2, 15, 13, 3}, 16, {7, 7}, {2, 2}, {3, 3}, {1, 1}, 1},    // an RGB stem: patches times weights on CUDA
   };
   const ConvActivation acts[] = {ConvActivation::none, ConvActivation::relu, ConvActivation::relu6};
   for (Device d : test::devices()) {

@@ -2,7 +2,8 @@
 // has it and cuDNN supports the case (kiln/backend/cuda/cudnn_conv.h), with the epilogue fused
 // into cuDNN's call or applied by conv_epilogue_dev in place; otherwise a direct kernel (a thread
 // per output element) computes it, epilogue included. Inputs of fewer channels than one 16-byte
-// vector (RGB) are zero-padded to it first for cuDNN. im2col is a thread per output element,
+// vector (RGB) are zero-padded to it first for cuDNN. 16-bit pointwise convolutions and those of
+// few input channels run on cuBLASLt as GEMMs instead (see gemm_enabled). im2col is a thread per output element,
 // gathering from the row-contiguous input or writing zero; it dispatches on the element size.
 #include <cstdlib>
 #include <string>
@@ -98,20 +99,74 @@ __global__ void conv_direct_dev(const T* __restrict__ x, const T* __restrict__ w
   }
 }
 
-// A pointwise (1x1, stride 1, unpadded, ungrouped) convolution is a matrix product over the
-// pixels; for 16-bit floats cuBLASLt runs it with bias, residual and ReLU in its epilogue, which
-// outruns cuDNN's fused kernels on these memory-bound shapes. KILN_CONV_GEMM=0 leaves them to
-// cuDNN.
-bool pointwise(const Convolution& p, const array& w) {
+// 16-bit convolutions that cuBLASLt runs as GEMMs with bias, residual and ReLU in its epilogue
+// (pointwise ones, and those of few input channels through patches) unless KILN_CONV_GEMM=0.
+bool gemm_enabled() {
   static const bool enabled = [] {
     const char* e = std::getenv("KILN_CONV_GEMM");
     return !(e && std::string(e) == "0");
   }();
-  if (!enabled || p.groups != 1 || p.activation == ConvActivation::relu6) return false;
+  return enabled;
+}
+
+// A pointwise (1x1, stride 1, unpadded, ungrouped) convolution is a matrix product over the
+// pixels, memory-bound at these shapes, where cuBLASLt outruns cuDNN's fused kernels.
+bool pointwise(const Convolution& p, const array& w) {
+  if (p.groups != 1 || p.activation == ConvActivation::relu6) return false;
   for (size_t i = 0; i < p.stride.size(); ++i) {
     if (p.stride[i] != 1 || p.pad_lo[i] != 0 || p.pad_hi[i] != 0 || w.shape(static_cast<int>(i) + 1) != 1) return false;
   }
   return true;
+}
+
+// rows x kp patches of an input of few channels (the RGB stem), for a GEMM: element (r, q C + c)
+// is channel c of tap q of output pixel r, zero for padding and past taps * C. A thread per 8
+// columns, stored as one 16-byte vector.
+template <class T>
+__global__ void patches_dev(const T* __restrict__ x, Vec<T, 8>* __restrict__ dst, int64_t rows, int64_t kp,
+                            int64_t taps, conv::Im2ColGeometry g) {
+  const int64_t chunks = kp / 8, n = rows * chunks;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / chunks, col0 = (i % chunks) * 8;
+    Vec<T, 8> v;
+    int64_t q = col0 / g.C, c = col0 % g.C;
+    int64_t src = q < taps ? g.source_row(r * taps + q) : -1;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      v.v[e] = q < taps && src >= 0 ? x[src + c] : convert<T>(0.0f);
+      if (++c == g.C) {
+        c = 0;
+        ++q;
+        src = q < taps ? g.source_row(r * taps + q) : -1;
+      }
+    }
+    dst[i] = v;
+  }
+}
+
+// A 16-bit convolution of few input channels as patches (above) times the weights padded to the
+// same width, with cuBLASLt's fused epilogue: cuDNN's kernels for such inputs are slow even with
+// the channels padded. False, with nothing computed, when cuBLASLt cannot run it.
+template <class T>
+bool conv_as_patches_gemm(const Convolution& p, const array& x, const array& w, const array& out,
+                          const ConvOperands& ops) {
+  if (p.groups != 1 || p.activation == ConvActivation::relu6) return false;
+  const conv::Im2ColGeometry g = conv::conv_geometry(p, x, w, out);
+  const int64_t taps = w.size() / (w.shape(0) * g.C), k = taps * g.C, kp = (k + 7) / 8 * 8;
+  const int64_t rows = out.size() / out.shape().back(), cout = out.shape().back();
+  auto scratch = std::make_shared<Buffer>(sizeof(T) * static_cast<size_t>((rows + cout) * kp));
+  T* patches = static_cast<T*>(scratch->write_gpu(out.device().index, out.stream().index));
+  T* wp = patches + rows * kp;
+  cudaStream_t st = stream_of(out);
+  pad_channels_dev<T><<<strided_blocks(out, cout * kp), kThreads, 0, st>>>(static_cast<const T*>(ops.w), wp, cout, k,
+                                                                           kp);
+  patches_dev<T><<<strided_blocks(out, rows * kp / 8), kThreads, 0, st>>>(
+      static_cast<const T*>(ops.x), reinterpret_cast<Vec<T, 8>*>(patches), rows, kp, taps, g);
+  check_launch("conv patches");
+  // Launched work reads `scratch`; it is freed in stream order when this function returns.
+  return linear_epilogue<T>(patches, wp, static_cast<const T*>(ops.bias), static_cast<const T*>(ops.residual),
+                            static_cast<T*>(ops.y), rows, cout, kp, p.activation == ConvActivation::relu, out);
 }
 
 template <class T>
@@ -124,18 +179,18 @@ void conv_typed(const Convolution& p, const std::vector<array>& inputs, array& o
                    p.has_residual ? in_ptr<T>(inputs[2 + p.has_bias], out) : nullptr, y};
   const T* bias = static_cast<const T*>(ops.bias);
   const T* residual = static_cast<const T*>(ops.residual);
-  const int64_t cin = x.shape().back();
+  const int64_t cin = x.shape().back(), cvec = 16 / static_cast<int64_t>(sizeof(T));
   if constexpr (sizeof(T) == 2) {  // float16, bfloat16
-    if (pointwise(p, w) &&
+    if (gemm_enabled() && pointwise(p, w) &&
         linear_epilogue<T>(static_cast<const T*>(ops.x), static_cast<const T*>(ops.w), bias, residual, y,
                            x.size() / cin, cout, cin, p.activation == ConvActivation::relu, out)) {
       return;
     }
+    if (gemm_enabled() && cin < cvec && conv_as_patches_gemm<T>(p, x, w, out, ops)) return;
   }
   bool epilogue_done = false;
   // A few input channels (an RGB stem) are padded with zeros to one 16-byte vector per pixel:
   // cuDNN's tensor-core kernels want that, and without it picks far slower ones.
-  const int64_t cvec = 16 / static_cast<int64_t>(sizeof(T));
   std::shared_ptr<Buffer> padded;
   Shape xs = x.shape(), ws = w.shape();
   ConvOperands cops = ops;
