@@ -8,9 +8,10 @@
 // caches that capture cannot fill (cuDNN's algorithm search, uploads of weights); the second
 // records fn's kernels into a graph; that call and every later one copy the inputs into the
 // graph's own input buffers, replay it, and return copies of its outputs. fn must be a pure
-// function of its inputs whose other operands (weights) stay alive and unchanged. When fn does
-// something a graph cannot hold (a host synchronisation, a copy from host memory), it runs as
-// usual from then on for that signature. On the CPU every call runs fn as usual.
+// function of its inputs whose other operands (weights) stay alive and unchanged; host data it
+// uploads (scalar operands) is copied into the graph as it was at capture. When fn does
+// something a graph cannot hold (a host synchronisation), it runs as usual from then on for that
+// signature. On the CPU every call runs fn as usual.
 #pragma once
 
 #include <functional>

@@ -39,6 +39,27 @@ TEST(Capture, ReplaysGiveTheEagerResults) {
   test::note_gpu_skip();
 }
 
+TEST(Capture, ScalarsMadeOnTheHostStayInTheGraph) {
+  for (Device d : test::devices()) {
+    // The scalar is a new host array at every call, gone once the capture ends; replays must
+    // still read its value, even after the host memory it lived in is reused.
+    const float scale = static_cast<float>(random::uniform(1.0, 2.0, {}).item<float>());
+    CapturedFunction f([&](const std::vector<array>& in) {
+      return std::vector<array>{divide(in[0], array(scale))};
+    }, d);
+    for (int call = 0; call < 4; ++call) {
+      std::vector<array> clutter;
+      for (int i = 0; i < 256; ++i) clutter.push_back(array(-1e30f * static_cast<float>(i + 1)));
+      clutter.clear();
+      array x = copy(random::normal({7}), d);
+      std::vector<double> want;
+      for (double v : test::to_doubles(x)) want.push_back(v / scale);
+      KILN_EXPECT_CLOSE(test::to_doubles(f({x})[0]), want, float32, test::device_name(d) + " call " + std::to_string(call));
+    }
+  }
+  test::note_gpu_skip();
+}
+
 TEST(Capture, AFunctionThatReadsOnTheHostRunsAsUsual) {
   for (Device d : test::devices()) {
     // item() waits for the GPU, which a graph cannot record: every call stays eager and right.

@@ -2,8 +2,9 @@
 // has it and cuDNN supports the case (kiln/backend/cuda/cudnn_conv.h), with the epilogue fused
 // into cuDNN's call or applied by conv_epilogue_dev in place; otherwise a direct kernel (a thread
 // per output element) computes it, epilogue included. Inputs of fewer channels than one 16-byte
-// vector (RGB) are zero-padded to it first for cuDNN. 16-bit pointwise convolutions and those of
-// few input channels run on cuBLASLt as GEMMs instead (see gemm_enabled). im2col is a thread per output element,
+// vector (RGB) are zero-padded to it first for cuDNN. With KILN_CONV_GEMM=1, 16-bit pointwise
+// convolutions and those of few input channels run on cuBLASLt as GEMMs instead (see
+// gemm_enabled). im2col is a thread per output element,
 // gathering from the row-contiguous input or writing zero; it dispatches on the element size.
 #include <cstdlib>
 #include <string>
@@ -100,11 +101,12 @@ __global__ void conv_direct_dev(const T* __restrict__ x, const T* __restrict__ w
 }
 
 // 16-bit convolutions that cuBLASLt runs as GEMMs with bias, residual and ReLU in its epilogue
-// (pointwise ones, and those of few input channels through patches) unless KILN_CONV_GEMM=0.
+// (pointwise ones, and those of few input channels through patches), with KILN_CONV_GEMM=1 only:
+// ResNet-50 bf16 at batch 256 measured 16.5 ms a pass with them against 8.7 ms on cuDNN alone.
 bool gemm_enabled() {
   static const bool enabled = [] {
     const char* e = std::getenv("KILN_CONV_GEMM");
-    return !(e && std::string(e) == "0");
+    return e && std::string(e) == "1";
   }();
   return enabled;
 }

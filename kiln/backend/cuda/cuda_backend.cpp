@@ -2,6 +2,8 @@
 #include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
+#include <cstring>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -116,6 +118,18 @@ class CudaBackend final : public GpuBackend {
 
   void copy_to_device(void* dst, const void* src, size_t bytes, int device, int stream) override {
     cudaStream_t s = get_stream(device, stream);
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    cuda::check(cudaStreamIsCapturing(s, &capture), "cudaStreamIsCapturing");
+    if (capture != cudaStreamCaptureStatusNone && bytes > 0) {
+      // A graph's copy reads its host source at every replay, long after the source (a scalar
+      // operand, say) is gone: the graph copies from a block of its own, freed with it.
+      std::unique_ptr<char[]> held(new char[bytes]);
+      std::memcpy(held.get(), src, bytes);
+      cuda::check(cudaMemcpyAsync(dst, held.get(), bytes, cudaMemcpyHostToDevice, s), "copy to device");
+      std::lock_guard<std::mutex> lock(mutex_);
+      capture_held_[s].push_back(std::move(held));
+      return;
+    }
     cuda::check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s), "copy to device");
   }
 
@@ -160,12 +174,26 @@ class CudaBackend final : public GpuBackend {
   }
 
   void* end_capture(int device, int stream) override {
+    cudaStream_t s = get_stream(device, stream);
+    std::vector<std::unique_ptr<char[]>> held;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = capture_held_.find(s);
+      if (it != capture_held_.end()) {
+        held = std::move(it->second);
+        capture_held_.erase(it);
+      }
+    }
     cudaGraph_t graph = nullptr;
-    cuda::check(cudaStreamEndCapture(get_stream(device, stream), &graph), "cudaStreamEndCapture");
+    cuda::check(cudaStreamEndCapture(s, &graph), "cudaStreamEndCapture");
     cudaGraphExec_t exec = nullptr;
     cudaError_t err = cudaGraphInstantiateWithFlags(&exec, graph, cudaGraphInstantiateFlagAutoFreeOnLaunch);
     cudaGraphDestroy(graph);
     cuda::check(err, "cudaGraphInstantiate");
+    if (!held.empty()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      graph_held_[exec] = std::move(held);
+    }
     return exec;
   }
 
@@ -173,7 +201,11 @@ class CudaBackend final : public GpuBackend {
     cuda::check(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph), get_stream(device, stream)), "cudaGraphLaunch");
   }
 
-  void destroy_graph(void* graph) override { cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph)); }
+  void destroy_graph(void* graph) override {
+    cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph));
+    std::lock_guard<std::mutex> lock(mutex_);
+    graph_held_.erase(graph);
+  }
 
   void profiler_range(bool start) override {
     cuda::check(start ? cudaProfilerStart() : cudaProfilerStop(), start ? "cudaProfilerStart" : "cudaProfilerStop");
@@ -217,6 +249,9 @@ class CudaBackend final : public GpuBackend {
   int count_ = 0;
   std::mutex mutex_;
   std::unordered_map<std::pair<int, int>, cudaStream_t, PairHash> streams_;
+  // Host sources of the copies a capture under way records, per stream, then per graph.
+  std::unordered_map<cudaStream_t, std::vector<std::unique_ptr<char[]>>> capture_held_;
+  std::unordered_map<void*, std::vector<std::unique_ptr<char[]>>> graph_held_;
 };
 
 CudaBackend& backend() {
