@@ -17,7 +17,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <type_traits>
 
 #include "kiln/backend/cuda/attention.cuh"
@@ -328,6 +330,28 @@ __global__ void __launch_bounds__(kMergeThreads)
   }
 }
 
+// Scratch for the partials, one per (device, stream), kept for the process: an allocation per
+// call would add an allocation and a free node to every captured decode step. Kernels on one
+// stream run in order, so they share it. A larger need gets a new block outside a capture (the
+// old one stays: queued work or a captured graph may still use it); during one, nullptr.
+float* partials_scratch(size_t bytes, int dev, int stream, cudaStream_t st) {
+  struct Block {
+    void* ptr = nullptr;
+    size_t bytes = 0;
+  };
+  static std::mutex mutex;
+  static std::map<std::pair<int, int>, Block> blocks;
+  std::lock_guard<std::mutex> lock(mutex);
+  Block& b = blocks[{dev, stream}];
+  if (b.bytes >= bytes) return static_cast<float*>(b.ptr);
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  check(cudaStreamIsCapturing(st, &capture), "cudaStreamIsCapturing");
+  if (capture != cudaStreamCaptureStatusNone) return nullptr;
+  b.bytes = std::max(bytes, 2 * b.bytes);
+  b.ptr = allocator::gpu_malloc(b.bytes, dev, stream);
+  return static_cast<float*>(b.ptr);
+}
+
 template <class T, int D>
 void launch_decode_with(const AttnParams<T>& p, const array& out) {
   constexpr size_t smem = decode_smem_bytes<D>();
@@ -358,9 +382,13 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
     return;
   }
   const int64_t rows = static_cast<int64_t>(p.B) * p.Hq * p.Lq;
-  // Scratch for the partials, freed in stream order after the kernels.
-  auto scratch = std::make_shared<Buffer>(sizeof(float) * static_cast<size_t>(splits * rows * (D + 2)));
-  float* part_o = static_cast<float*>(scratch->write_gpu(dev, out.stream().index));
+  const size_t bytes = sizeof(float) * static_cast<size_t>(splits * rows * (D + 2));
+  float* part_o = partials_scratch(bytes, dev, out.stream().index, st);
+  std::shared_ptr<Buffer> scratch;  // a capture's first call: freed in stream order after the kernels
+  if (!part_o) {
+    scratch = std::make_shared<Buffer>(bytes);
+    part_o = static_cast<float*>(scratch->write_gpu(dev, out.stream().index));
+  }
   float* part_ml = part_o + splits * rows * D;
   decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, part_o, part_ml);
   check_launch("scaled_dot_product_attention");
