@@ -1,10 +1,10 @@
 // `kiln classify`: ImageNet labels for photos with a pretrained network. Folders are read
 // recursively (JPEG and PNG); images go through the model in batches, with a progress line on
-// standard error when there is more than one batch. The next batch's files are decoded on all CPU
-// cores while the model runs on the current one; preprocessing (resize, crop, normalize) runs on
-// the model's device as part of the batch, and the forward pass replays as a CUDA graph on the
-// GPU (kiln/capture.h). The decoding threads call no kiln operation: evaluations run one at a
-// time (kiln/eval.h), so preprocessing there would serialise on it.
+// standard error when there is more than one batch. The next batch's files are decoded and
+// resized (Resize(256), torchvision's uint8 kernel, a host routine) on all CPU cores while the
+// model runs on the current one; the crop, the scaling and the normalisation run batched on the
+// model's device, and the forward pass replays as a CUDA graph on the GPU (kiln/capture.h).
+// Decoding threads evaluate no operations: evaluations run one at a time (kiln/eval.h).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -49,7 +49,7 @@ Decoded decode(const std::vector<std::string>& files, size_t begin, size_t end) 
   auto work = [&] {
     for (size_t i; (i = next++) < n;) {
       try {
-        images[i] = io::load_image(files[begin + i]);
+        images[i] = vision::resize(io::load_image(files[begin + i]), 256, true, {}, Device(Device::cpu));
       } catch (const std::exception& e) {
         errors[i] = e.what();
       }
@@ -72,13 +72,17 @@ Decoded decode(const std::vector<std::string>& files, size_t begin, size_t end) 
   return d;
 }
 
-// The model's input for a batch of decoded photos, preprocessed on `dev`: (N, 224, 224, 3)
-// float32, channels-last.
-array preprocess_batch(const std::vector<array>& images, Device dev) {
-  std::vector<array> chw;
-  chw.reserve(images.size());
-  for (const array& img : images) chw.push_back(vision::imagenet_preprocess(img, dev));
-  array x = contiguous(transpose(stack(chw, 0, dev), {0, 2, 3, 1}, dev), dev);
+// The model's input for a batch of resized photos, as vision::imagenet_preprocess computes it
+// but batched, channels-last and on `dev`: (N, 224, 224, 3) float32.
+array preprocess_batch(const std::vector<array>& resized, Device dev) {
+  const Device cpu(Device::cpu);
+  std::vector<array> crops;
+  crops.reserve(resized.size());
+  for (const array& img : resized) crops.push_back(vision::center_crop(img, 224, cpu));
+  array u8 = copy(stack(crops, 0, cpu), dev);  // one upload of uint8 pixels
+  auto per_channel = [&](const std::vector<double>& v) { return astype(array(v, Shape{3}), float32, dev); };
+  array x = divide(astype(u8, float32, dev), array(255.0f), dev);
+  x = divide(subtract(x, per_channel(vision::kImageNetMean), dev), per_channel(vision::kImageNetStd), dev);
   x.eval();
   return x;
 }
