@@ -1,13 +1,13 @@
 // `kiln classify`: ImageNet labels for photos with a pretrained network. Folders are read
 // recursively (JPEG and PNG); images go through the model in batches, with a progress line on
-// standard error when there is more than one batch. The next batch's files are decoded and
-// resized (Resize(256), torchvision's uint8 kernel, a host routine) on all CPU cores while the
-// model runs on the current one; the crop, the scaling and the normalisation run batched on the
-// model's device, and the forward pass replays as a CUDA graph on the GPU (kiln/capture.h).
-// Decoding threads evaluate no operations: evaluations run one at a time (kiln/eval.h).
+// standard error when there is more than one batch. The next batch's files are decoded, resized
+// (Resize(256), torchvision's uint8 kernel, a host routine) and cropped into one uint8 batch on
+// all CPU cores while the model runs on the current one; the scaling and the normalisation run on
+// the model's device, and the forward pass replays as a CUDA graph on the GPU (kiln/capture.h).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -34,22 +34,30 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Photos decoded to (H, W, 3) uint8 host arrays, and the messages of the files that could not be
-// read.
+// A batch of photos decoded, resized and cropped as (N, 224, 224, 3) uint8 pixels on the host,
+// their files, and the messages of the files that could not be read.
 struct Decoded {
-  std::vector<array> images;
+  std::optional<array> pixels;
   std::vector<std::string> names, errors;
 };
 
+constexpr int64_t kCrop = 224, kPixels = kCrop * kCrop * 3;
+
 Decoded decode(const std::vector<std::string>& files, size_t begin, size_t end) {
   const size_t n = end - begin;
-  std::vector<std::optional<array>> images(n);
+  auto pixels = std::make_shared<std::vector<uint8_t>>(n * kPixels);
+  std::vector<char> ok(n, 0);
   std::vector<std::string> errors(n);
   std::atomic<size_t> next{0};
+  const Device cpu(Device::cpu);
   auto work = [&] {
     for (size_t i; (i = next++) < n;) {
       try {
-        images[i] = vision::resize(io::load_image(files[begin + i]), 256, true, {}, Device(Device::cpu));
+        // Resize(256) is a host routine; the crop's copy is the only evaluation here.
+        array img = vision::resize(io::load_image(files[begin + i]), 256, true, {}, cpu);
+        array crop = contiguous(vision::center_crop(img, kCrop, cpu), cpu);
+        std::memcpy(pixels->data() + i * kPixels, crop.data<uint8_t>(), kPixels);
+        ok[i] = 1;
       } catch (const std::exception& e) {
         errors[i] = e.what();
       }
@@ -61,27 +69,30 @@ Decoded decode(const std::vector<std::string>& files, size_t begin, size_t end) 
   work();
   for (auto& t : pool) t.join();
   Decoded d;
+  int64_t kept = 0;
   for (size_t i = 0; i < n; ++i) {
-    if (images[i]) {
-      d.images.push_back(*images[i]);
-      d.names.push_back(files[begin + i]);
-    } else {
+    if (!ok[i]) {
       d.errors.push_back(errors[i]);
+      continue;
     }
+    if (kept != static_cast<int64_t>(i)) {
+      std::memmove(pixels->data() + kept * kPixels, pixels->data() + i * kPixels, kPixels);
+    }
+    ++kept;
+    d.names.push_back(files[begin + i]);
+  }
+  if (kept > 0) {
+    ExternalMemory memory{pixels->data(), cpu, -1, [pixels] {}};
+    d.pixels = from_external(std::move(memory), {kept, kCrop, kCrop, 3}, uint8, {}, cpu);
   }
   return d;
 }
 
-// The model's input for a batch of resized photos, as vision::imagenet_preprocess computes it
-// but batched, channels-last and on `dev`: (N, 224, 224, 3) float32.
-array preprocess_batch(const std::vector<array>& resized, Device dev) {
-  const Device cpu(Device::cpu);
-  std::vector<array> crops;
-  crops.reserve(resized.size());
-  for (const array& img : resized) crops.push_back(vision::center_crop(img, 224, cpu));
-  array u8 = copy(stack(crops, 0, cpu), dev);  // one upload of uint8 pixels
+// The model's input, as vision::imagenet_preprocess computes it but batched, channels-last and
+// on `dev`: (N, 224, 224, 3) float32 from the cropped uint8 pixels.
+array preprocess_batch(const array& pixels, Device dev) {
   auto per_channel = [&](const std::vector<double>& v) { return astype(array(v, Shape{3}), float32, dev); };
-  array x = divide(astype(u8, float32, dev), array(255.0f), dev);
+  array x = divide(astype(copy(pixels, dev), float32, dev), array(255.0f), dev);
   x = divide(subtract(x, per_channel(vision::kImageNetMean), dev), per_channel(vision::kImageNetStd), dev);
   x.eval();
   return x;
@@ -213,8 +224,8 @@ int classify(const std::vector<std::string>& argv) {
     for (const auto& e : cur.errors) std::cerr << "kiln classify: " << e << "\n";
     failures += static_cast<int>(cur.errors.size());
     const std::vector<std::string>& names = cur.names;
-    if (cur.images.empty()) continue;
-    array x = preprocess_batch(cur.images, default_device());
+    if (!cur.pixels) continue;
+    array x = preprocess_batch(*cur.pixels, default_device());
     array probs = softmax(astype(captured({x})[0], float32), -1);
     array idx = argsort(negative(probs), -1);
     array best = slice(idx, {0, 0}, {idx.shape(0), std::min<int64_t>(top, idx.shape(1))});
