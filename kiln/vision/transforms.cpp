@@ -109,23 +109,64 @@ FixedTaps to_fixed(const Taps& t) {
 // One pass resamples the middle axis: the horizontal pass has rows = N * H, inner = C; the
 // vertical pass rows = N, inner = W * C.
 
-void pass_u8(const uint8_t* in, uint8_t* out, int64_t rows, int64_t in_size, int64_t out_size, int64_t inner,
-             const Taps& t) {
-  const FixedTaps f = to_fixed(t);
+// Taps along rows of `inner` pixels: one output pixel's channels summed together, for few
+// channels (the horizontal pass). C is the channel count when known at compile time, else 0.
+template <int C>
+void pass_u8_pixels(const uint8_t* in, uint8_t* out, int64_t rows, int64_t in_size, int64_t out_size,
+                    int64_t inner, const Taps& t, const FixedTaps& f) {
+  const int64_t c = C > 0 ? C : inner;
   const int32_t half = f.precision > 0 ? 1 << (f.precision - 1) : 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* src = in + r * in_size * c;
+    uint8_t* dst = out + r * out_size * c;
+    for (int64_t o = 0; o < out_size; ++o) {
+      const int16_t* k = &f.weights[o * t.kmax];
+      const uint8_t* s0 = src + t.start[o] * c;
+      for (int64_t x = 0; x < c; ++x) {
+        int32_t acc = half;
+        for (int64_t j = 0; j < t.count[o]; ++j) acc += static_cast<int32_t>(s0[j * c + x]) * k[j];
+        dst[o * c + x] = static_cast<uint8_t>(std::clamp(acc >> f.precision, 0, 255));
+      }
+    }
+  }
+}
+
+// Taps across whole rows (the vertical pass, inner = width * channels): each output row is the
+// weighted sum of input rows, accumulated row by row so the inner loop runs over contiguous bytes.
+void pass_u8_rows(const uint8_t* in, uint8_t* out, int64_t rows, int64_t in_size, int64_t out_size, int64_t inner,
+                  const Taps& t, const FixedTaps& f) {
+  const int32_t half = f.precision > 0 ? 1 << (f.precision - 1) : 0;
+  std::vector<int32_t> acc(static_cast<size_t>(inner));
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* src = in + r * in_size * inner;
     uint8_t* dst = out + r * out_size * inner;
     for (int64_t o = 0; o < out_size; ++o) {
+      std::fill(acc.begin(), acc.end(), half);
       const int16_t* k = &f.weights[o * t.kmax];
-      const uint8_t* s0 = src + t.start[o] * inner;
-      for (int64_t x = 0; x < inner; ++x) {
-        int32_t acc = half;
-        for (int64_t j = 0; j < t.count[o]; ++j) acc += static_cast<int32_t>(s0[j * inner + x]) * k[j];
-        acc >>= f.precision;
-        dst[o * inner + x] = static_cast<uint8_t>(std::clamp(acc, 0, 255));
+      for (int64_t j = 0; j < t.count[o]; ++j) {
+        const uint8_t* row = src + (t.start[o] + j) * inner;
+        const int32_t kj = k[j];
+        for (int64_t x = 0; x < inner; ++x) acc[x] += static_cast<int32_t>(row[x]) * kj;
       }
+      uint8_t* d = dst + o * inner;
+      for (int64_t x = 0; x < inner; ++x) d[x] = static_cast<uint8_t>(std::clamp(acc[x] >> f.precision, 0, 255));
     }
+  }
+}
+
+// One pass in PyTorch's uint8 arithmetic (int16 weights, int32 sums, rounded, clamped); the sum
+// of integers is the same in any order, so the loops are ordered for speed.
+void pass_u8(const uint8_t* in, uint8_t* out, int64_t rows, int64_t in_size, int64_t out_size, int64_t inner,
+             const Taps& t) {
+  const FixedTaps f = to_fixed(t);
+  if (inner >= 16) {
+    pass_u8_rows(in, out, rows, in_size, out_size, inner, t, f);
+  } else if (inner == 3) {
+    pass_u8_pixels<3>(in, out, rows, in_size, out_size, inner, t, f);
+  } else if (inner == 1) {
+    pass_u8_pixels<1>(in, out, rows, in_size, out_size, inner, t, f);
+  } else {
+    pass_u8_pixels<0>(in, out, rows, in_size, out_size, inner, t, f);
   }
 }
 
