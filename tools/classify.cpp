@@ -53,10 +53,14 @@ Decoded decode(const std::vector<std::string>& files, size_t begin, size_t end) 
   auto work = [&] {
     for (size_t i; (i = next++) < n;) {
       try {
-        // Resize(256) is a host routine; the crop's copy is the only evaluation here.
+        // Resize(256) is a host routine; the crop is a view (its evaluation copies nothing),
+        // whose rows are copied here.
         array img = vision::resize(io::load_image(files[begin + i]), 256, true, {}, cpu);
-        array crop = contiguous(vision::center_crop(img, kCrop, cpu), cpu);
-        std::memcpy(pixels->data() + i * kPixels, crop.data<uint8_t>(), kPixels);
+        array crop = vision::center_crop(img, kCrop, cpu);
+        crop.eval();
+        const uint8_t* src = crop.host_data<uint8_t>();
+        uint8_t* dst = pixels->data() + i * kPixels;
+        for (int64_t r = 0; r < kCrop; ++r) std::memcpy(dst + r * kCrop * 3, src + r * crop.strides()[0], kCrop * 3);
         ok[i] = 1;
       } catch (const std::exception& e) {
         errors[i] = e.what();
