@@ -422,7 +422,13 @@ void fuzz(const std::string& path, int header_prefixes, int random_prefixes, int
   auto attempt = [&](const std::string& data, bool must_fail, const std::string& what) {
     try {
       array a = io::decode_image(data.data(), data.size(), o, "fuzz");
-      EXPECT_FALSE(must_fail) << what << " decoded";
+      EXPECT_FALSE(must_fail) << what << " decoded (image data end at " << end << " of " << bytes.size() << ")";
+      if (must_fail) {
+        // The whole file, for a look at what the decoder accepted (KILN_FUZZ_KEEP names a folder).
+        if (const char* keep = std::getenv("KILN_FUZZ_KEEP")) {
+          write_file((fs::path(keep) / fs::path(path).filename()).string(), bytes);
+        }
+      }
       EXPECT_EQ(a.ndim(), 3);
       EXPECT_EQ(a.shape(2), 3);
       ++decoded;
