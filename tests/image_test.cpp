@@ -426,6 +426,7 @@ void fuzz(const std::string& path, int header_prefixes, int random_prefixes, int
       if (must_fail) {
         // The whole file, for a look at what the decoder accepted (KILN_FUZZ_KEEP names a folder).
         if (const char* keep = std::getenv("KILN_FUZZ_KEEP")) {
+          fs::create_directories(keep);
           write_file((fs::path(keep) / fs::path(path).filename()).string(), bytes);
         }
       }

@@ -58,6 +58,7 @@ Decoded decode(const std::vector<std::string>& files, size_t begin, size_t end) 
         array img = vision::resize(io::load_image(files[begin + i]), 256, true, {}, cpu);
         array crop = vision::center_crop(img, kCrop, cpu);
         crop.eval();
+        if (crop.strides()[2] != 1 || crop.strides()[1] != 3) crop = contiguous(crop, cpu), crop.eval();
         const uint8_t* src = crop.host_data<uint8_t>();
         uint8_t* dst = pixels->data() + i * kPixels;
         for (int64_t r = 0; r < kCrop; ++r) std::memcpy(dst + r * kCrop * 3, src + r * crop.strides()[0], kCrop * 3);
@@ -216,6 +217,7 @@ int classify(const std::vector<std::string>& argv) {
   const size_t batches = (files.size() + batch - 1) / batch;
   auto t0 = std::chrono::steady_clock::now(), first = t0;
   int failures = 0;
+  size_t classified = 0, after_first = 0;  // images labelled, and those of batches after the first
   CapturedFunction captured([&](const std::vector<array>& in) { return std::vector<array>{forward(in[0])}; });
   auto launch = [&](size_t b) {
     return std::async(std::launch::async, decode, std::cref(files), b * batch,
@@ -223,12 +225,15 @@ int classify(const std::vector<std::string>& argv) {
   };
   std::future<Decoded> next = launch(0);
   for (size_t b = 0; b < batches; ++b) {
+    if (b == 1) first = std::chrono::steady_clock::now();
     Decoded cur = next.get();
     if (b + 1 < batches) next = launch(b + 1);
     for (const auto& e : cur.errors) std::cerr << "kiln classify: " << e << "\n";
     failures += static_cast<int>(cur.errors.size());
     const std::vector<std::string>& names = cur.names;
     if (!cur.pixels) continue;
+    classified += names.size();
+    if (b > 0) after_first += names.size();
     array x = preprocess_batch(*cur.pixels, default_device());
     array probs = softmax(astype(captured({x})[0], float32), -1);
     array idx = argsort(negative(probs), -1);
@@ -254,15 +259,13 @@ int classify(const std::vector<std::string>& argv) {
                    std::string(width - filled, ' ').c_str(), done, files.size(), done / s);
       if (b + 1 == batches) std::fprintf(stderr, "\n");
     }
-    if (b == 0) first = std::chrono::steady_clock::now();
   }
   if (batches > 1) {
     // The first batch pays for the model's warm-up (cuDNN's plan search, the graph's capture).
     auto end = std::chrono::steady_clock::now();
-    const size_t after = files.size() - std::min<size_t>(files.size(), batch);
-    std::fprintf(stderr, "%zu images in %.2f s, the first batch %.2f s; %.1f images/s after it\n", files.size(),
+    std::fprintf(stderr, "%zu images in %.2f s, the first batch %.2f s; %.1f images/s after it\n", classified,
                  std::chrono::duration<double>(end - t0).count(), std::chrono::duration<double>(first - t0).count(),
-                 after / std::chrono::duration<double>(end - first).count());
+                 after_first / std::chrono::duration<double>(end - first).count());
   }
   return failures ? 1 : 0;
 }

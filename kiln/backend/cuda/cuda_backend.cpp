@@ -119,15 +119,17 @@ class CudaBackend final : public GpuBackend {
   void copy_to_device(void* dst, const void* src, size_t bytes, int device, int stream) override {
     cudaStream_t s = get_stream(device, stream);
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    cuda::check(cudaStreamIsCapturing(s, &capture), "cudaStreamIsCapturing");
-    if (capture != cudaStreamCaptureStatusNone && bytes > 0) {
+    unsigned long long capture_id = 0;
+    cuda::check(cudaStreamGetCaptureInfo(s, &capture, &capture_id), "cudaStreamGetCaptureInfo");
+    if (capture == cudaStreamCaptureStatusActive && bytes > 0) {
       // A graph's copy reads its host source at every replay, long after the source (a scalar
-      // operand, say) is gone: the graph copies from a block of its own, freed with it.
+      // operand, say) is gone: the graph copies from a block of its own, freed with it. Filed
+      // by capture, not stream: a stream that joined the capture records into the same graph.
       std::unique_ptr<char[]> held(new char[bytes]);
       std::memcpy(held.get(), src, bytes);
       cuda::check(cudaMemcpyAsync(dst, held.get(), bytes, cudaMemcpyHostToDevice, s), "copy to device");
       std::lock_guard<std::mutex> lock(mutex_);
-      capture_held_[s].push_back(std::move(held));
+      capture_held_[capture_id].push_back(std::move(held));
       return;
     }
     cuda::check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s), "copy to device");
@@ -175,10 +177,13 @@ class CudaBackend final : public GpuBackend {
 
   void* end_capture(int device, int stream) override {
     cudaStream_t s = get_stream(device, stream);
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    unsigned long long capture_id = 0;
+    cuda::check(cudaStreamGetCaptureInfo(s, &capture, &capture_id), "cudaStreamGetCaptureInfo");
     std::vector<std::unique_ptr<char[]>> held;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto it = capture_held_.find(s);
+      auto it = capture_held_.find(capture_id);
       if (it != capture_held_.end()) {
         held = std::move(it->second);
         capture_held_.erase(it);
@@ -202,9 +207,16 @@ class CudaBackend final : public GpuBackend {
   }
 
   void destroy_graph(void* graph) override {
+    std::vector<std::unique_ptr<char[]>> held;  // freed after the graph, which reads them
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = graph_held_.find(graph);
+      if (it != graph_held_.end()) {
+        held = std::move(it->second);
+        graph_held_.erase(it);
+      }
+    }
     cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph));
-    std::lock_guard<std::mutex> lock(mutex_);
-    graph_held_.erase(graph);
   }
 
   void profiler_range(bool start) override {
@@ -249,8 +261,8 @@ class CudaBackend final : public GpuBackend {
   int count_ = 0;
   std::mutex mutex_;
   std::unordered_map<std::pair<int, int>, cudaStream_t, PairHash> streams_;
-  // Host sources of the copies a capture under way records, per stream, then per graph.
-  std::unordered_map<cudaStream_t, std::vector<std::unique_ptr<char[]>>> capture_held_;
+  // Host sources of the copies a capture under way records, per capture id, then per graph.
+  std::unordered_map<unsigned long long, std::vector<std::unique_ptr<char[]>>> capture_held_;
   std::unordered_map<void*, std::vector<std::unique_ptr<char[]>>> graph_held_;
 };
 
