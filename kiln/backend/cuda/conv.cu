@@ -2,9 +2,9 @@
 // has it and cuDNN supports the case (kiln/backend/cuda/cudnn_conv.h), with the epilogue fused
 // into cuDNN's call or applied by conv_epilogue_dev in place; otherwise a direct kernel (a thread
 // per output element) computes it, epilogue included. Inputs of fewer channels than one 16-byte
-// vector (RGB) are zero-padded to it first for cuDNN. With KILN_CONV_GEMM=1, 16-bit pointwise
-// convolutions and those of few input channels run on cuBLASLt as GEMMs instead (see
-// gemm_enabled). im2col is a thread per output element,
+// vector (RGB) are zero-padded to it first for cuDNN. On request (KILN_CONV_GEMM, see
+// gemm_enabled), 16-bit pointwise convolutions and 2-D ones of few input channels run on cuBLASLt
+// as GEMMs instead. im2col is a thread per output element,
 // gathering from the row-contiguous input or writing zero; it dispatches on the element size.
 #include <cstdlib>
 #include <string>
@@ -100,15 +100,16 @@ __global__ void conv_direct_dev(const T* __restrict__ x, const T* __restrict__ w
   }
 }
 
-// 16-bit convolutions that cuBLASLt runs as GEMMs with bias, residual and ReLU in its epilogue
-// (pointwise ones, and those of few input channels through patches), with KILN_CONV_GEMM=1 only:
-// ResNet-50 bf16 at batch 256 measured 16.5 ms a pass with them against 8.7 ms on cuDNN alone.
-bool gemm_enabled() {
-  static const bool enabled = [] {
+// 16-bit convolutions that cuBLASLt runs as GEMMs with bias, residual and ReLU in its epilogue,
+// only on request: KILN_CONV_GEMM=pointwise (1x1 convolutions), =stem (few input channels, through
+// patches) or =1 (both). ResNet-50 bf16 at batch 256 measured 16.5 ms a pass with both (and the
+// stem's patches built with 64-bit index arithmetic) against 8.7 ms on cuDNN alone.
+bool gemm_enabled(const char* path) {
+  static const std::string mode = [] {
     const char* e = std::getenv("KILN_CONV_GEMM");
-    return e && std::string(e) == "1";
+    return std::string(e ? e : "");
   }();
-  return enabled;
+  return mode == "1" || mode == path;
 }
 
 // A pointwise (1x1, stride 1, unpadded, ungrouped) convolution is a matrix product over the
@@ -121,50 +122,69 @@ bool pointwise(const Convolution& p, const array& w) {
   return true;
 }
 
-// rows x kp patches of an input of few channels (the RGB stem), for a GEMM: element (r, q C + c)
-// is channel c of tap q of output pixel r, zero for padding and past taps * C. A thread per 8
-// columns, stored as one 16-byte vector.
+// A 2-D convolution's geometry for its patches, in 32-bit terms.
+struct Patches2d {
+  int H, W, C, OH, OW, KW, stride_y, stride_x, pad_y, pad_x, dil_y, dil_x;
+  int k, kp;  // columns: taps * C, and that padded to a multiple of 8
+};
+
+// rows x kp patches of a 2-D input of few channels (the RGB stem), for a GEMM: element (r, q C + c)
+// is channel c of tap q of output pixel r, zero for padding and past k. A thread per 8 columns,
+// stored as one 16-byte vector. Each column's tap offset and channel come from a table in shared
+// memory (dy << 16 | dx << 8 | c), so a thread divides only to find its output pixel.
 template <class T>
-__global__ void patches_dev(const T* __restrict__ x, Vec<T, 8>* __restrict__ dst, int64_t rows, int64_t kp,
-                            int64_t taps, conv::Im2ColGeometry g) {
-  const int64_t chunks = kp / 8, n = rows * chunks;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = i / chunks, col0 = (i % chunks) * 8;
+__global__ void patches2d_dev(const T* __restrict__ x, Vec<T, 8>* __restrict__ dst, uint32_t rows, Patches2d g) {
+  extern __shared__ int column[];
+  for (int col = threadIdx.x; col < g.kp; col += blockDim.x) {
+    const int q = col / g.C, c = col % g.C;
+    column[col] = col < g.k ? ((q / g.KW) * g.dil_y) << 16 | ((q % g.KW) * g.dil_x) << 8 | c : -1;
+  }
+  __syncthreads();
+  const uint32_t chunks = static_cast<uint32_t>(g.kp) / 8, n = rows * chunks;
+  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    const uint32_t r = i / chunks, col0 = (i - r * chunks) * 8;
+    const uint32_t ox = r % g.OW, t = r / g.OW, oy = t % g.OH, b = t / g.OH;
+    const int y0 = static_cast<int>(oy) * g.stride_y - g.pad_y, x0 = static_cast<int>(ox) * g.stride_x - g.pad_x;
+    const T* image = x + static_cast<int64_t>(b) * g.H * g.W * g.C;
     Vec<T, 8> v;
-    int64_t q = col0 / g.C, c = col0 % g.C;
-    int64_t src = q < taps ? g.source_row(r * taps + q) : -1;
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
-      v.v[e] = q < taps && src >= 0 ? x[src + c] : convert<T>(0.0f);
-      if (++c == g.C) {
-        c = 0;
-        ++q;
-        src = q < taps ? g.source_row(r * taps + q) : -1;
-      }
+      const int tap = column[col0 + e];
+      const int iy = y0 + (tap >> 16), ix = x0 + ((tap >> 8) & 255);
+      const bool inside = tap >= 0 && iy >= 0 && iy < g.H && ix >= 0 && ix < g.W;
+      v.v[e] = inside ? image[(static_cast<int64_t>(iy) * g.W + ix) * g.C + (tap & 255)] : convert<T>(0.0f);
     }
     dst[i] = v;
   }
 }
 
-// A 16-bit convolution of few input channels as patches (above) times the weights padded to the
-// same width, with cuBLASLt's fused epilogue: cuDNN's kernels for such inputs are slow even with
-// the channels padded. False, with nothing computed, when cuBLASLt cannot run it.
+// A 16-bit 2-D convolution of few input channels as patches (above) times the weights padded to
+// the same width, with cuBLASLt's fused epilogue: cuDNN's kernels for such inputs are slow even
+// with the channels padded. False, with nothing computed, when the shapes fall outside the
+// patches kernel's limits or cuBLASLt cannot run it.
 template <class T>
 bool conv_as_patches_gemm(const Convolution& p, const array& x, const array& w, const array& out,
                           const ConvOperands& ops) {
-  if (p.groups != 1 || p.activation == ConvActivation::relu6) return false;
-  const conv::Im2ColGeometry g = conv::conv_geometry(p, x, w, out);
-  const int64_t taps = w.size() / (w.shape(0) * g.C), k = taps * g.C, kp = (k + 7) / 8 * 8;
+  if (p.groups != 1 || p.activation == ConvActivation::relu6 || x.ndim() != 4) return false;
+  const int64_t C = x.shape(3), KH = w.shape(1), KW = w.shape(2);
+  const int64_t k = KH * KW * C, kp = (k + 7) / 8 * 8;
   const int64_t rows = out.size() / out.shape().back(), cout = out.shape().back();
+  if (kp > 1024 || (KW - 1) * p.dilation[1] > 255 || (KH - 1) * p.dilation[0] > 32767 ||
+      rows * (kp / 8) >= (int64_t{1} << 31)) {
+    return false;
+  }
+  const Patches2d g{static_cast<int>(x.shape(1)), static_cast<int>(x.shape(2)), static_cast<int>(C),
+                    static_cast<int>(out.shape(1)), static_cast<int>(out.shape(2)), static_cast<int>(KW),
+                    p.stride[0], p.stride[1], p.pad_lo[0], p.pad_lo[1], p.dilation[0], p.dilation[1],
+                    static_cast<int>(k), static_cast<int>(kp)};
   auto scratch = std::make_shared<Buffer>(sizeof(T) * static_cast<size_t>((rows + cout) * kp));
   T* patches = static_cast<T*>(scratch->write_gpu(out.device().index, out.stream().index));
   T* wp = patches + rows * kp;
   cudaStream_t st = stream_of(out);
   pad_channels_dev<T><<<strided_blocks(out, cout * kp), kThreads, 0, st>>>(static_cast<const T*>(ops.w), wp, cout, k,
                                                                            kp);
-  patches_dev<T><<<strided_blocks(out, rows * kp / 8), kThreads, 0, st>>>(
-      static_cast<const T*>(ops.x), reinterpret_cast<Vec<T, 8>*>(patches), rows, kp, taps, g);
+  patches2d_dev<T><<<strided_blocks(out, rows * kp / 8), kThreads, sizeof(int) * kp, st>>>(
+      static_cast<const T*>(ops.x), reinterpret_cast<Vec<T, 8>*>(patches), static_cast<uint32_t>(rows), g);
   check_launch("conv patches");
   // Launched work reads `scratch`; it is freed in stream order when this function returns.
   return linear_epilogue<T>(patches, wp, static_cast<const T*>(ops.bias), static_cast<const T*>(ops.residual),
@@ -183,12 +203,12 @@ void conv_typed(const Convolution& p, const std::vector<array>& inputs, array& o
   const T* residual = static_cast<const T*>(ops.residual);
   const int64_t cin = x.shape().back(), cvec = 16 / static_cast<int64_t>(sizeof(T));
   if constexpr (sizeof(T) == 2) {  // float16, bfloat16
-    if (gemm_enabled() && pointwise(p, w) &&
+    if (gemm_enabled("pointwise") && pointwise(p, w) &&
         linear_epilogue<T>(static_cast<const T*>(ops.x), static_cast<const T*>(ops.w), bias, residual, y,
                            x.size() / cin, cout, cin, p.activation == ConvActivation::relu, out)) {
       return;
     }
-    if (gemm_enabled() && cin < cvec && conv_as_patches_gemm<T>(p, x, w, out, ops)) return;
+    if (gemm_enabled("stem") && cin < cvec && conv_as_patches_gemm<T>(p, x, w, out, ops)) return;
   }
   bool epilogue_done = false;
   // A few input channels (an RGB stem) are padded with zeros to one 16-byte vector per pixel:
