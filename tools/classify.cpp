@@ -93,12 +93,12 @@ Decoded decode(const std::vector<std::string>& files, size_t begin, size_t end) 
   return d;
 }
 
-// The model's input, as vision::imagenet_preprocess computes it but batched, channels-last and
-// on `dev`: (N, 224, 224, 3) float32 from the cropped uint8 pixels.
+// The model's input: ToTensor and Normalize (vision::to_float_chw, vision::normalize) of the
+// cropped uint8 pixels on `dev`, back to channels-last: (N, 224, 224, 3) float32.
 array preprocess_batch(const array& pixels, Device dev) {
-  auto per_channel = [&](const std::vector<double>& v) { return astype(array(v, Shape{3}), float32, dev); };
-  array x = divide(astype(copy(pixels, dev), float32, dev), array(255.0f), dev);
-  x = divide(subtract(x, per_channel(vision::kImageNetMean), dev), per_channel(vision::kImageNetStd), dev);
+  array chw = vision::normalize(vision::to_float_chw(copy(pixels, dev), dev), vision::kImageNetMean,
+                                vision::kImageNetStd, dev);
+  array x = contiguous(transpose(chw, {0, 2, 3, 1}, dev), dev);
   x.eval();
   return x;
 }

@@ -180,15 +180,7 @@ class CudaBackend final : public GpuBackend {
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     unsigned long long capture_id = 0;
     cuda::check(cudaStreamGetCaptureInfo(s, &capture, &capture_id), "cudaStreamGetCaptureInfo");
-    std::vector<std::unique_ptr<char[]>> held;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = capture_held_.find(capture_id);
-      if (it != capture_held_.end()) {
-        held = std::move(it->second);
-        capture_held_.erase(it);
-      }
-    }
+    Held held = take(capture_held_, capture_id);
     cudaGraph_t graph = nullptr;
     cuda::check(cudaStreamEndCapture(s, &graph), "cudaStreamEndCapture");
     cudaGraphExec_t exec = nullptr;
@@ -207,15 +199,7 @@ class CudaBackend final : public GpuBackend {
   }
 
   void destroy_graph(void* graph) override {
-    std::vector<std::unique_ptr<char[]>> held;  // freed after the graph, which reads them
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = graph_held_.find(graph);
-      if (it != graph_held_.end()) {
-        held = std::move(it->second);
-        graph_held_.erase(it);
-      }
-    }
+    Held held = take(graph_held_, graph);  // freed after the graph, which reads them
     cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph));
   }
 
@@ -262,8 +246,20 @@ class CudaBackend final : public GpuBackend {
   std::mutex mutex_;
   std::unordered_map<std::pair<int, int>, cudaStream_t, PairHash> streams_;
   // Host sources of the copies a capture under way records, per capture id, then per graph.
-  std::unordered_map<unsigned long long, std::vector<std::unique_ptr<char[]>>> capture_held_;
-  std::unordered_map<void*, std::vector<std::unique_ptr<char[]>>> graph_held_;
+  using Held = std::vector<std::unique_ptr<char[]>>;
+  std::unordered_map<unsigned long long, Held> capture_held_;
+  std::unordered_map<void*, Held> graph_held_;
+
+  // Removes and returns map[key] (empty when absent).
+  template <class Map, class Key>
+  Held take(Map& map, const Key& key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = map.find(key);
+    if (it == map.end()) return {};
+    Held held = std::move(it->second);
+    map.erase(it);
+    return held;
+  }
 };
 
 CudaBackend& backend() {
