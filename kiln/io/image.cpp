@@ -68,6 +68,7 @@ struct JpegJob {
   jpeg_decompress_struct cinfo;
   jpeg_error_mgr errors;  // libjpeg reaches the job through this member's address
   jpeg_progress_mgr progress;
+  jpeg_source_mgr source;
   std::jmp_buf jump;
   char message[JMSG_LENGTH_MAX + 64];
 };
@@ -82,11 +83,30 @@ void jpeg_fatal(j_common_ptr cinfo) {
   std::longjmp(job->jump, 1);
 }
 
-// Warnings about stray bytes are ignored, as Pillow ignores them (real files often have a few);
-// running out of data is an error, as it is for Pillow.
-void jpeg_message(j_common_ptr cinfo, int level) {
-  if (level == -1 && cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_fatal(cinfo);
+// Warnings (stray bytes, for one) are ignored, as Pillow ignores them: real files often have a few.
+void jpeg_message(j_common_ptr, int) {}
+
+// The in-memory source. Running out of data is an error, as it is for Pillow. libjpeg's own
+// memory source only warns and feeds a fake end marker, and telling that warning apart by its
+// message code breaks when the headers and the library linked come from different releases.
+void jpeg_truncated(j_common_ptr cinfo) {
+  JpegJob* job = job_of(cinfo);
+  std::snprintf(job->message, sizeof job->message, "the file ends before the image data does (truncated?)");
+  std::longjmp(job->jump, 1);
 }
+void jpeg_source_start(j_decompress_ptr) {}
+boolean jpeg_source_fill(j_decompress_ptr cinfo) {
+  jpeg_truncated(reinterpret_cast<j_common_ptr>(cinfo));
+  return FALSE;
+}
+void jpeg_source_skip(j_decompress_ptr cinfo, long count) {
+  if (count <= 0) return;
+  jpeg_source_mgr* src = cinfo->src;
+  if (static_cast<unsigned long>(count) > src->bytes_in_buffer) jpeg_truncated(reinterpret_cast<j_common_ptr>(cinfo));
+  src->next_input_byte += count;
+  src->bytes_in_buffer -= static_cast<size_t>(count);
+}
+void jpeg_source_end(j_decompress_ptr) {}
 
 void jpeg_progress(j_common_ptr cinfo) {
   auto* d = reinterpret_cast<j_decompress_ptr>(cinfo);
@@ -137,7 +157,9 @@ array decode_jpeg(const uint8_t* data, size_t size, const ImageOptions& options,
   if (!jpeg_guarded(*job, [&] {
         jpeg_create_decompress(cinfo);
         cinfo->progress = &job->progress;
-        jpeg_mem_src(cinfo, data, static_cast<unsigned long>(size));
+        job->source = {data, size, jpeg_source_start, jpeg_source_fill, jpeg_source_skip, jpeg_resync_to_restart,
+                       jpeg_source_end};
+        cinfo->src = &job->source;
         jpeg_read_header(cinfo, TRUE);
       }))
     fail_jpeg();
