@@ -1,21 +1,18 @@
 // `kiln classify`: ImageNet labels for photos with a pretrained network. Folders are read
 // recursively (JPEG and PNG); images go through the model in batches, with a progress line on
-// standard error when there is more than one batch. The next batch's files are decoded, resized
-// (Resize(256), torchvision's uint8 kernel, a host routine) and cropped into one uint8 batch on
-// all CPU cores while the model runs on the current one; the scaling and the normalisation run on
-// the model's device, and the forward pass replays as a CUDA graph on the GPU (kiln/capture.h).
+// standard error when there is more than one batch. The files are decoded, resized (Resize(256),
+// torchvision's uint8 kernel, a host routine) and cropped into uint8 batches on all CPU cores,
+// ahead of the model (vision::ImageBatches); the scaling and the normalisation run on the model's
+// device, and the forward pass replays as a CUDA graph on the GPU (kiln/capture.h).
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <future>
 #include <iostream>
 #include <optional>
-#include <thread>
 
 #include "kiln/io/image.h"
 #include "kiln/io/safetensors.h"
@@ -23,6 +20,7 @@
 #include "kiln/kiln.h"
 #include "kiln/models/efficientnet.h"
 #include "kiln/models/resnet.h"
+#include "kiln/vision/image_batches.h"
 #include "kiln/vision/transforms.h"
 #include "tools/args.h"
 #include "tools/commands.h"
@@ -34,71 +32,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A batch of photos decoded, resized and cropped as (N, 224, 224, 3) uint8 pixels on the host,
-// their files, and the messages of the files that could not be read.
-struct Decoded {
-  std::optional<array> pixels;
-  std::vector<std::string> names, errors;
-};
-
-constexpr int64_t kCrop = 224, kPixels = kCrop * kCrop * 3;
-
-Decoded decode(const std::vector<std::string>& files, size_t begin, size_t end) {
-  const size_t n = end - begin;
-  auto pixels = std::make_shared<std::vector<uint8_t>>(n * kPixels);
-  std::vector<char> ok(n, 0);
-  std::vector<std::string> errors(n);
-  std::atomic<size_t> next{0};
-  const Device cpu(Device::cpu);
-  auto work = [&] {
-    for (size_t i; (i = next++) < n;) {
-      try {
-        // Resize(256) is a host routine; the crop is a view (its evaluation copies nothing),
-        // whose rows are copied here.
-        array img = vision::resize(io::load_image(files[begin + i]), 256, true, {}, cpu);
-        array crop = vision::center_crop(img, kCrop, cpu);
-        crop.eval();
-        if (crop.strides()[2] != 1 || crop.strides()[1] != 3) crop = contiguous(crop, cpu), crop.eval();
-        const uint8_t* src = crop.host_data<uint8_t>();
-        uint8_t* dst = pixels->data() + i * kPixels;
-        for (int64_t r = 0; r < kCrop; ++r) std::memcpy(dst + r * kCrop * 3, src + r * crop.strides()[0], kCrop * 3);
-        ok[i] = 1;
-      } catch (const std::exception& e) {
-        errors[i] = e.what();
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  const size_t threads = std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  Decoded d;
-  int64_t kept = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (!ok[i]) {
-      d.errors.push_back(errors[i]);
-      continue;
-    }
-    if (kept != static_cast<int64_t>(i)) {
-      std::memmove(pixels->data() + kept * kPixels, pixels->data() + i * kPixels, kPixels);
-    }
-    ++kept;
-    d.names.push_back(files[begin + i]);
-  }
-  if (kept > 0) {
-    ExternalMemory memory{pixels->data(), cpu, -1, [pixels] {}};
-    d.pixels = from_external(std::move(memory), {kept, kCrop, kCrop, 3}, uint8, {}, cpu);
-  }
-  return d;
-}
+constexpr int64_t kCrop = 224;
 
 // The model's input: ToTensor and Normalize (vision::to_float_chw, vision::normalize) of the
-// cropped uint8 pixels on `dev`, back to channels-last: (N, 224, 224, 3) float32.
-array preprocess_batch(const array& pixels, Device dev) {
+// cropped uint8 pixels on `dev`, back to channels-last, and zero rows after them up to `rows`
+// (a short last batch keeps the shape the model was warmed up and captured for): (rows, 224, 224,
+// 3) float32.
+array preprocess_batch(const array& pixels, int64_t rows, Device dev) {
   array chw = vision::normalize(vision::to_float_chw(copy(pixels, dev), dev), vision::kImageNetMean,
                                 vision::kImageNetStd, dev);
-  array x = contiguous(transpose(chw, {0, 2, 3, 1}, dev), dev);
+  array x = transpose(chw, {0, 2, 3, 1}, dev);
+  if (x.shape(0) < rows) x = concatenate({x, zeros({rows - x.shape(0), kCrop, kCrop, 3}, float32, dev)}, 0, dev);
+  x = contiguous(x, dev);
   x.eval();
   return x;
 }
@@ -214,28 +159,38 @@ int classify(const std::vector<std::string>& argv) {
 
   std::vector<std::string> files = collect(photos);
   if (files.empty()) fail<ValueError>("no JPEG or PNG files found in the given folders");
-  const size_t batches = (files.size() + batch - 1) / batch;
-  auto t0 = std::chrono::steady_clock::now(), first = t0;
-  int failures = 0;
-  size_t classified = 0, after_first = 0;  // images labelled, and those of batches after the first
+  // The images go through the model `rows` at a time. On the GPU the model is warmed up first on
+  // a batch of zeros (cuDNN's plan search, the graph's capture), before the clock starts.
+  const int64_t rows = std::min<int64_t>(batch, static_cast<int64_t>(files.size()));
+  const Device dev = default_device();
   CapturedFunction captured([&](const std::vector<array>& in) { return std::vector<array>{forward(in[0])}; });
-  auto launch = [&](size_t b) {
-    return std::async(std::launch::async, decode, std::cref(files), b * batch,
-                      std::min(files.size(), (b + 1) * batch));
-  };
-  std::future<Decoded> next = launch(0);
+  auto t_warm = std::chrono::steady_clock::now();
+  if (dev.type == Device::gpu) {
+    array z = zeros({rows, kCrop, kCrop, 3}, float32, dev);
+    for (int i = 0; i < 2; ++i) captured({z})[0].eval();
+    synchronize();
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  const double warm_s = std::chrono::duration<double>(t0 - t_warm).count();
+  double waited = 0;  // seconds the model waited for decoded batches
+  int failures = 0;
+  size_t classified = 0;
+  vision::ImageBatches decoded(files, rows);
+  const size_t batches = decoded.size();
   for (size_t b = 0; b < batches; ++b) {
-    if (b == 1) first = std::chrono::steady_clock::now();
-    Decoded cur = next.get();
-    if (b + 1 < batches) next = launch(b + 1);
+    auto t_wait = std::chrono::steady_clock::now();
+    vision::ImageBatch cur = *decoded.next();
+    waited += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_wait).count();
     for (const auto& e : cur.errors) std::cerr << "kiln classify: " << e << "\n";
     failures += static_cast<int>(cur.errors.size());
     const std::vector<std::string>& names = cur.names;
     if (!cur.pixels) continue;
     classified += names.size();
-    if (b > 0) after_first += names.size();
-    array x = preprocess_batch(*cur.pixels, default_device());
-    array probs = softmax(astype(captured({x})[0], float32), -1);
+    const int64_t n = static_cast<int64_t>(names.size());
+    array x = preprocess_batch(*cur.pixels, dev.type == Device::gpu ? rows : n, dev);
+    array logits = captured({x})[0];
+    if (logits.shape(0) > n) logits = slice(logits, {0, 0}, {n, logits.shape(1)});
+    array probs = softmax(astype(logits, float32), -1);
     array idx = argsort(negative(probs), -1);
     array best = slice(idx, {0, 0}, {idx.shape(0), std::min<int64_t>(top, idx.shape(1))});
     array p = take_along_axis(probs, best, -1);
@@ -261,11 +216,9 @@ int classify(const std::vector<std::string>& argv) {
     }
   }
   if (batches > 1) {
-    // The first batch pays for the model's warm-up (cuDNN's plan search, the graph's capture).
-    auto end = std::chrono::steady_clock::now();
-    std::fprintf(stderr, "%zu images in %.2f s, the first batch %.2f s; %.1f images/s after it\n", classified,
-                 std::chrono::duration<double>(end - t0).count(), std::chrono::duration<double>(first - t0).count(),
-                 after_first / std::chrono::duration<double>(end - first).count());
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "%zu images in %.2f s: %.1f images/s (waiting for decoded batches %.2f s); the model's warm-up before them %.2f s\n",
+                 classified, s, classified / s, waited, warm_s);
   }
   return failures ? 1 : 0;
 }
