@@ -12,24 +12,7 @@ filter=${2:-*}
 out=${OUT:-/tmp/kiln-out}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv,noheader
-# C++20 in CUDA needs CMake >= 3.28; use a carried wheel (.whl/cmake-*.whl) when the machine's is older.
-if ! cmake --version | head -1 | awk '{split($3,v,"."); exit !(v[1]>3 || (v[1]==3 && v[2]>=28))}'; then
-  python3 -m pip install -q --no-index --no-deps --target /tmp/cmake-site .whl/cmake-*.whl && export PATH=/tmp/cmake-site/bin:$PATH PYTHONPATH=/tmp/cmake-site:${PYTHONPATH:-}
-fi
-cmake --version | head -1
-# PCRE2, nlohmann-json, libjpeg-turbo and libpng from carried Debian packages (.deps/, unpacked
-# with dpkg-deb -x, shared-library links removed so that they link statically) where the machine
-# lacks them.
-if ! pkg-config --exists libpcre2-8 libjpeg libpng 2>/dev/null && [ -d .deps ]; then
-  d=$PWD/.deps/usr
-  for pc in "$d"/lib/x86_64-linux-gnu/pkgconfig/*.pc "$d"/share/pkgconfig/*.pc; do
-    sed -i "s|^prefix=.*|prefix=$d|" "$pc"
-  done
-  export PKG_CONFIG_PATH=$d/lib/x86_64-linux-gnu/pkgconfig:$d/share/pkgconfig CMAKE_PREFIX_PATH=$d
-fi
-# cudnn-frontend's headers, carried as .deps/cudnn_frontend/include where pip cannot reach PyPI.
-[ -d .deps/cudnn_frontend ] && export CUDNN_FRONTEND_ROOT=$PWD/.deps/cudnn_frontend
-export PATH=/usr/local/cuda/bin:$PATH
+source scripts/gpu_env.sh
 t0=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >"$out/configure.log" 2>&1 \
   || { tail -30 "$out/configure.log"; exit 1; }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# One call on a lent GPU machine for the Python bindings: one CUDA build of the library serving
+# the module (kiln._core) and the C++ tests and benchmarks, then pytest on the GPU.
+#   scripts/gpu_python.sh [extra ninja targets]
+# The module lands in build-py/kiln (PYTHONPATH=build-py), kiln_tests and the benchmarks in
+# build-py/kiln_lib. nanobind and pytest come from the carried wheels (.whl/). Logs go to $OUT.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-/tmp/kiln-out}
+mkdir -p "$out"
+source scripts/gpu_env.sh
+python3 -m pip install -q --no-index --no-deps --target /tmp/py-site .whl/nanobind-*.whl .whl/pytest-*.whl \
+  .whl/pluggy-*.whl .whl/iniconfig-*.whl .whl/packaging-*.whl .whl/pygments-*.whl
+export PYTHONPATH=/tmp/py-site:${PYTHONPATH:-}
+t0=$(date +%s)
+cmake -S python -B build-py -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DKILN_BUILD_TESTS=ON -DKILN_BUILD_BENCH=ON >"$out/configure-py.log" 2>&1 || { tail -30 "$out/configure-py.log"; exit 1; }
+ninja -C build-py -j"$(nproc)" _core "$@" >"$out/build-py.log" 2>&1 || { grep -E "error|Error" -A5 "$out/build-py.log" | head -80; exit 1; }
+echo "build: $(( $(date +%s) - t0 )) s"
+PYTHONPATH=build-py:$PYTHONPATH python3 -c "import kiln as kn; print('cuda', kn.built_with_cuda(), 'gpu', kn.gpu_available())"
+PYTHONPATH=build-py:$PYTHONPATH python3 -m pytest -q -rs python/tests >"$out/pytest.log" 2>&1
+echo "pytest exit $?"
+tail -15 "$out/pytest.log"
