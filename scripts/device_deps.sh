@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepares what a lent GPU machine lacks for building kiln, to carry there with the working tree
 # (carry: [".whl", ".deps"]; both are ignored by git):
-#   .deps/   Debian's PCRE2, nlohmann-json, libjpeg-turbo, libpng and zlib development files,
-#            unpacked, shared-library links removed (but zlib's) so that kiln links them statically;
+#   .deps/   Debian's PCRE2, nlohmann-json, libjpeg-turbo, libpng and zlib development files and
+#            shared libraries, unpacked (found at run time through the build tree's RPATH);
 #            cudnn-frontend's headers (PyPI nvidia-cudnn-frontend) in .deps/cudnn_frontend/include.
 #   .whl/    a CMake wheel (C++20 in CUDA needs CMake >= 3.28), and what `pip install ./python`
 #            builds with (scikit-build-core, nanobind) and pytest, for the Python tests on the GPU.
@@ -11,12 +11,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-(cd "$tmp" && apt-get download libpcre2-dev nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev >/dev/null)
+(cd "$tmp" && apt-get download libpcre2-dev nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev \
+  libpcre2-8-0 libjpeg62-turbo libpng16-16 >/dev/null)
 rm -rf .deps && mkdir -p .deps .whl
 for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" .deps; done
-# zlib stays shared: its static archive is not position-independent, which the Python module
-# (a shared object) needs; the machine has libz.so.1 itself.
-find .deps -name "*.so*" ! -name "libz.so*" -delete
+# Shared, not static: Debian's static libjpeg and libpng refer to stderr in a way that cannot go
+# into a shared object (the Python module). The machine has libz.so.1 itself.
 python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: "cmake==3.31.6" -d .whl
 python3 -m pip download -q --disable-pip-version-check --only-binary=:all: scikit-build-core nanobind pytest -d .whl
 python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: nvidia-cudnn-frontend -d "$tmp"

@@ -7,7 +7,7 @@ if ! cmake --version | head -1 | awk '{split($3,v,"."); exit !(v[1]>3 || (v[1]==
 fi
 cmake --version | head -1
 # PCRE2, nlohmann-json, libjpeg-turbo and libpng from carried Debian packages (.deps/, unpacked
-# with dpkg-deb -x, shared-library links removed so that they link statically) where the machine
+# with dpkg-deb -x; their shared libraries are found through the build tree's RPATH) where the machine
 # lacks them.
 if ! pkg-config --exists libpcre2-8 libjpeg libpng 2>/dev/null && [ -d .deps ]; then
   d=$PWD/.deps/usr

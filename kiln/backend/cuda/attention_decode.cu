@@ -9,23 +9,17 @@
 // once with cp.async; tile t + 2 is requested as tile t is released. Warp w takes keys 16 w ..
 // 16 w + 15 of every tile: S = Q K^T and O += P V on mma.sync, with its own online softmax (base
 // 2); the four warps merge at the end. A single split writes the output; several write float32
-// partials (unnormalized output, max, sum). The last block of a (b, hk, z) to finish (an atomic
-// count per group, reset by that block) merges them and writes the output, so a decode step is
-// one kernel. Where the merge's weights would not fit in shared memory (many splits), a second
-// kernel, decode_merge_kernel, combines them instead, launched as a programmatic dependent launch
-// on sm_90 so that its launch overlaps the first kernel's tail. KILN_DECODE_MERGE=kernel always
-// takes the second kernel, for comparison.
+// partials (unnormalized output, max, sum) that decode_merge_kernel combines. The merge is a
+// programmatic dependent launch on sm_90, so its launch overlaps the partial kernel's tail.
 //
 // Fragment layouts: kiln/backend/cuda/mma.cuh.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <string>
 #include <type_traits>
 
 #include "kiln/backend/cuda/attention.cuh"
@@ -43,9 +37,6 @@ constexpr int kThreads = 32 * kWarps;
 constexpr int kPad = 8;  // row padding in shared memory: conflict-free ldmatrix (as the prefill kernel)
 constexpr int kMaxSplits = 1024;
 constexpr int kMergeThreads = 256;
-constexpr int kFusedMaxSplits = 256;  // in-kernel merge: its (row, split) weights in shared memory
-constexpr int kCounters = 4096;       // in-kernel merge: (b, hk, z) groups counted per call
-constexpr size_t kCounterBytes = sizeof(unsigned) * kCounters;
 constexpr float kLog2e = 1.4426950408889634f;
 
 template <int D>
@@ -64,12 +55,10 @@ constexpr bool merge_fits() {
   return sizeof(float) * kWarps * kQRows * (D + 2) <= sizeof(uint16_t) * 4 * kKeys * row_ld<D>();
 }
 static_assert(merge_fits<64>() && merge_fits<128>());
-static_assert(sizeof(float) * kQRows * kFusedMaxSplits <= sizeof(uint16_t) * 4 * kKeys * row_ld<64>());
 
 template <class T, int D>
 __global__ void __launch_bounds__(kThreads)
-    decode_mma_kernel(AttnParams<T> p, int chunk, float* __restrict__ part_o, float* __restrict__ part_ml,
-                      unsigned* __restrict__ counters) {
+    decode_mma_kernel(AttnParams<T> p, int chunk, float* __restrict__ part_o, float* __restrict__ part_ml) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   constexpr int LD = row_ld<D>();
   constexpr int KS = D / 16;     // 16-wide k steps of Q K^T
@@ -265,56 +254,6 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   }
-  if (single || !counters) return;
-
-  // The last block of this (b, hk, z) merges every split's partials (read from L2: other SMs
-  // wrote them). Fence, count; the block that counts last resets the count for the next call.
-  __shared__ bool last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    unsigned* c = counters + static_cast<int64_t>(bh) * gridDim.z + z;
-    last = atomicAdd(c, 1u) == gridDim.x - 1;
-    if (last) *c = 0;
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  const int S = gridDim.x;
-  float* weight = reinterpret_cast<float*>(tiles);  // (row, split)
-  __shared__ float inv_sum[kQRows];
-  auto prow_of = [&](int r) {
-    const int rr = row0 + r;
-    return (static_cast<int64_t>(b) * p.Hq + hk * p.group + rr / p.Lq) * p.Lq + rr % p.Lq;
-  };
-  for (int r = warp; r < nrows; r += kWarps) {  // a warp per row: max, weights, sum over splits
-    const int64_t row = prow_of(r);
-    float M = -INFINITY;
-    for (int sp = lane; sp < S; sp += 32) M = fmaxf(M, __ldcg(part_ml + (sp * rows_all + row) * 2));
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
-    float L = 0.f;
-    for (int sp = lane; sp < S; sp += 32) {
-      const float ms = __ldcg(part_ml + (sp * rows_all + row) * 2);
-      const float w = ms == -INFINITY ? 0.f : exp2f(ms - M);
-      weight[r * S + sp] = w;
-      L += __ldcg(part_ml + (sp * rows_all + row) * 2 + 1) * w;
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) L += __shfl_xor_sync(0xffffffffu, L, off);
-    if (lane == 0) inv_sum[r] = L > 0.f ? 1.f / L : 0.f;  // no key seen: zeros
-  }
-  __syncthreads();
-  for (int idx = threadIdx.x; idx < nrows * D; idx += kThreads) {
-    const int r = idx / D, d = idx % D;
-    const int64_t row = prow_of(r);
-    const float* src = part_o + row * D + d;
-    const float* w = weight + r * S;
-    float acc = 0.f;
-#pragma unroll 8
-    for (int sp = 0; sp < S; ++sp) acc += __ldcg(src + sp * rows_all * D) * w[sp];
-    p.out[row * D + d] = convert<T>(acc * inv_sum[r]);
-  }
 #else
   __trap();  // needs sm_80 or newer; the host side never launches it elsewhere
 #endif
@@ -391,12 +330,11 @@ __global__ void __launch_bounds__(kMergeThreads)
   }
 }
 
-// Scratch for the merge counters (its first kCounterBytes, zeros between calls) and the partials,
-// one per (device, stream), kept for the process: an allocation per call would add an allocation
-// and a free node to every captured decode step. Kernels on one stream run in order, so they
-// share it. A larger need gets a new block outside a capture (the old one stays: queued work or a
-// captured graph may still use it); during one, nullptr.
-unsigned char* decode_scratch(size_t bytes, int dev, int stream, cudaStream_t st) {
+// Scratch for the partials, one per (device, stream), kept for the process: an allocation per
+// call would add an allocation and a free node to every captured decode step. Kernels on one
+// stream run in order, so they share it. A larger need gets a new block outside a capture (the
+// old one stays: queued work or a captured graph may still use it); during one, nullptr.
+float* partials_scratch(size_t bytes, int dev, int stream, cudaStream_t st) {
   struct Block {
     void* ptr = nullptr;
     size_t bytes = 0;
@@ -405,14 +343,13 @@ unsigned char* decode_scratch(size_t bytes, int dev, int stream, cudaStream_t st
   static std::map<std::pair<int, int>, Block> blocks;
   std::lock_guard<std::mutex> lock(mutex);
   Block& b = blocks[{dev, stream}];
-  if (b.bytes >= bytes) return static_cast<unsigned char*>(b.ptr);
+  if (b.bytes >= bytes) return static_cast<float*>(b.ptr);
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   check(cudaStreamIsCapturing(st, &capture), "cudaStreamIsCapturing");
   if (capture != cudaStreamCaptureStatusNone) return nullptr;
   b.bytes = std::max(bytes, 2 * b.bytes);
   b.ptr = allocator::gpu_malloc(b.bytes, dev, stream);
-  check(cudaMemsetAsync(b.ptr, 0, kCounterBytes, st), "scaled_dot_product_attention: counters");
-  return static_cast<unsigned char*>(b.ptr);
+  return static_cast<float*>(b.ptr);
 }
 
 template <class T, int D>
@@ -440,30 +377,21 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
   const int chunk = static_cast<int>(chunk_tiles * kKeys);
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(bh), static_cast<unsigned>(row_groups));
   if (splits == 1) {
-    decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, nullptr, nullptr, nullptr);
+    decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, nullptr, nullptr);
     check_launch("scaled_dot_product_attention");
     return;
   }
   const int64_t rows = static_cast<int64_t>(p.B) * p.Hq * p.Lq;
-  const size_t bytes = kCounterBytes + sizeof(float) * static_cast<size_t>(splits * rows * (D + 2));
-  unsigned char* base = decode_scratch(bytes, dev, out.stream().index, st);
+  const size_t bytes = sizeof(float) * static_cast<size_t>(splits * rows * (D + 2));
+  float* part_o = partials_scratch(bytes, dev, out.stream().index, st);
   std::shared_ptr<Buffer> scratch;  // a capture's first call: freed in stream order after the kernels
-  if (!base) {
+  if (!part_o) {
     scratch = std::make_shared<Buffer>(bytes);
-    base = static_cast<unsigned char*>(scratch->write_gpu(dev, out.stream().index));
-    check(cudaMemsetAsync(base, 0, kCounterBytes, st), "scaled_dot_product_attention: counters");
+    part_o = static_cast<float*>(scratch->write_gpu(dev, out.stream().index));
   }
-  float* part_o = reinterpret_cast<float*>(base + kCounterBytes);
   float* part_ml = part_o + splits * rows * D;
-  static const bool merge_kernel = [] {
-    const char* e = std::getenv("KILN_DECODE_MERGE");
-    return e && std::string(e) == "kernel";
-  }();
-  const bool fused = !merge_kernel && splits <= kFusedMaxSplits && bh * row_groups <= kCounters;
-  decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, part_o, part_ml,
-                                                        fused ? reinterpret_cast<unsigned*>(base) : nullptr);
+  decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, part_o, part_ml);
   check_launch("scaled_dot_product_attention");
-  if (fused) return;
 
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned>(rows));
