@@ -3,14 +3,16 @@
 # the module (kiln._core) and the C++ tests and benchmarks, then pytest on the GPU.
 #   scripts/gpu_python.sh [extra ninja targets]
 # The module lands in build-py/kiln (PYTHONPATH=build-py), kiln_tests and the benchmarks in
-# build-py/kiln_lib. nanobind and pytest come from the carried wheels (.whl/). Logs go to $OUT.
+# build-py/kiln_lib. nanobind and pytest come from the carried wheels (.whl/ or .whlpy/). Logs go to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/kiln-out}
 mkdir -p "$out"
 source scripts/gpu_env.sh
-python3 -m pip install -q --no-index --no-deps --target /tmp/py-site .whl/nanobind-*.whl .whl/pytest-*.whl \
-  .whl/pluggy-*.whl .whl/iniconfig-*.whl .whl/packaging-*.whl .whl/pygments-*.whl
+# From .whl/ or, where only they are carried, .whlpy/ (the same wheels without CMake's).
+w=.whl; [ -e .whl/nanobind-*.whl ] 2>/dev/null || w=.whlpy
+python3 -m pip install -q --no-index --no-deps --target /tmp/py-site $w/nanobind-*.whl $w/pytest-*.whl \
+  $w/pluggy-*.whl $w/iniconfig-*.whl $w/packaging-*.whl $w/pygments-*.whl
 export PYTHONPATH=/tmp/py-site:${PYTHONPATH:-}
 t0=$(date +%s)
 cmake -S python -B build-py -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
@@ -18,6 +20,6 @@ cmake -S python -B build-py -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=ON -
 ninja -C build-py -j"$(nproc)" _core "$@" >"$out/build-py.log" 2>&1 || { grep -E "error|Error" -A5 "$out/build-py.log" | head -80; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 PYTHONPATH=build-py:$PYTHONPATH python3 -c "import kiln as kn; print('cuda', kn.built_with_cuda(), 'gpu', kn.gpu_available())"
-PYTHONPATH=build-py:$PYTHONPATH python3 -m pytest -q -rs python/tests >"$out/pytest.log" 2>&1
+PYTHONPATH=build-py:$PYTHONPATH timeout "${PYTEST_TIMEOUT:-900}" python3 -m pytest -q -rs python/tests >"$out/pytest.log" 2>&1
 echo "pytest exit $?"
 tail -15 "$out/pytest.log"
