@@ -109,3 +109,15 @@ def test_scaled_dot_product_attention(rng, device, causal):
     add = random_array(rng, (1, hq, lq, lk), low=-2, high=0)
     out = fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=add)
     assert_close(out, sdpa_ref(q, k, v, scale, mask=add), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("hq,hkv,lq,lk,d", [(32, 8, 1, 4096, 128), (32, 1, 1, 1000, 128), (8, 8, 2, 777, 64)])
+def test_scaled_dot_product_attention_decode_bfloat16(rng, device, hq, hkv, lq, lk, d):
+    # Few query rows against a long cache: on the GPU the tensor-core kernel split over the keys,
+    # with its partials merged by a second kernel.
+    q, k, v = (random_array(rng, shape, low=-1, high=1) for shape in ((1, hq, lq, d), (1, hkv, lk, d), (1, hkv, lk, d)))
+    q, k, v = (kn.array(x).astype(kn.bfloat16) for x in (q, k, v))
+    exact = [np.array(x.astype(kn.float32)).astype(np.float64) for x in (q, k, v)]
+    scale = 1 / np.sqrt(d)
+    out = fast.scaled_dot_product_attention(q, k, v, scale=scale, causal=lq > 1, stream=device)
+    assert_close(out, sdpa_ref(*exact, scale, causal=lq > 1), rtol=2e-2, atol=2e-2)
