@@ -12,11 +12,16 @@ cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 (cd "$tmp" && apt-get download libpcre2-dev nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev \
-  libpcre2-8-0 libjpeg62-turbo libpng16-16 >/dev/null)
+  libpcre2-8-0 libjpeg62-turbo libpng16-16 zlib1g >/dev/null)
 rm -rf .deps && mkdir -p .deps .whl
 for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" .deps; done
-# Shared, not static: Debian's static libjpeg and libpng refer to stderr in a way that cannot go
-# into a shared object (the Python module). The machine has libz.so.1 itself.
+# Shared, not static: Debian's static libjpeg, libpng and zlib refer to data in a way that cannot
+# go into a shared object (the Python module). Links to absolute paths (libz.so ->
+# /lib/x86_64-linux-gnu/...) are made relative to the copies here.
+find .deps -type l -lname '/*' | while read -r link; do
+  target=.deps$(readlink "$link")
+  [ -e "$target" ] && ln -sfr "$target" "$link"
+done
 python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: "cmake==3.31.6" -d .whl
 python3 -m pip download -q --disable-pip-version-check --only-binary=:all: scikit-build-core nanobind pytest -d .whl
 python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: nvidia-cudnn-frontend -d "$tmp"

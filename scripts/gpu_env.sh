@@ -12,7 +12,8 @@ cmake --version | head -1
 if ! pkg-config --exists libpcre2-8 libjpeg libpng 2>/dev/null && [ -d .deps ]; then
   d=$PWD/.deps/usr
   for pc in "$d"/lib/x86_64-linux-gnu/pkgconfig/*.pc "$d"/share/pkgconfig/*.pc; do
-    sed -i "s|^prefix=.*|prefix=$d|" "$pc"
+    # Some .pc files (libjpeg's) spell their folders out as /usr/...: all point into .deps.
+    sed -i -E "s|^prefix=.*|prefix=$d|; s#^(exec_prefix|libdir|includedir)=/usr#\1=$d#" "$pc"
   done
   export PKG_CONFIG_PATH=$d/lib/x86_64-linux-gnu/pkgconfig:$d/share/pkgconfig CMAKE_PREFIX_PATH=$d
 fi

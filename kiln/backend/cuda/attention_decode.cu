@@ -21,7 +21,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <string>
 #include <type_traits>
 
 #include "kiln/backend/cuda/attention.cuh"
@@ -332,56 +331,6 @@ __global__ void __launch_bounds__(kMergeThreads)
   }
 }
 
-// A warp per output row, four rows a block: the row's max and sum over the splits by warp
-// shuffles (no block-wide barrier), then each lane sums float4 columns over the splits with its
-// loads independent of one another.
-constexpr int kRowWarps = 4;
-template <class T>
-__global__ void __launch_bounds__(32 * kRowWarps)
-    decode_merge_rows_kernel(const float* __restrict__ part_o, const float* __restrict__ part_ml, T* __restrict__ out,
-                             int64_t rows, int D, int splits) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  cudaGridDependencySynchronize();  // the partials are written (programmatic dependent launch)
-#endif
-  __shared__ float weight[kRowWarps][kMaxSplits];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowWarps + warp;
-  if (row >= rows) return;
-  const float2* ml = reinterpret_cast<const float2*>(part_ml);
-  float M = -INFINITY;
-  for (int s = lane; s < splits; s += 32) M = fmaxf(M, ml[s * rows + row].x);
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
-  float L = 0.f;
-  for (int s = lane; s < splits; s += 32) {
-    const float2 v = ml[s * rows + row];
-    const float w = v.x == -INFINITY ? 0.f : exp2f(v.x - M);
-    weight[warp][s] = w;
-    L += v.y * w;
-  }
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) L += __shfl_xor_sync(0xffffffffu, L, off);
-  __syncwarp();
-  const float inv = L > 0.f ? 1.f / L : 0.f;  // no split saw a key: zeros
-  for (int c = lane; c < D / 4; c += 32) {
-    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll 8
-    for (int s = 0; s < splits; ++s) {
-      const float4 x = reinterpret_cast<const float4*>(part_o + (s * rows + row) * D)[c];
-      const float w = weight[warp][s];
-      acc.x += x.x * w;
-      acc.y += x.y * w;
-      acc.z += x.z * w;
-      acc.w += x.w * w;
-    }
-    T* o = out + row * D + c * 4;
-    o[0] = convert<T>(acc.x * inv);
-    o[1] = convert<T>(acc.y * inv);
-    o[2] = convert<T>(acc.z * inv);
-    o[3] = convert<T>(acc.w * inv);
-  }
-}
-
 // Scratch for the partials, one per (device, stream), kept for the process: an allocation per
 // call would add an allocation and a free node to every captured decode step. Kernels on one
 // stream run in order, so they share it. A larger need gets a new block outside a capture (the
@@ -419,10 +368,16 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
   }
   const int64_t bh = static_cast<int64_t>(p.B) * p.Hkv;
   const int row_groups = (p.group * p.Lq + kQRows - 1) / kQRows;
-  // About two blocks per SM in all, each at least one tile of keys.
+  // About two blocks per SM in all (KILN_DECODE_BLOCKS_PER_SM overrides, for tuning), each at
+  // least one tile of keys.
+  static const int64_t blocks_per_sm = [] {
+    const char* e = std::getenv("KILN_DECODE_BLOCKS_PER_SM");
+    const long v = e ? std::strtol(e, nullptr, 10) : 0;
+    return v > 0 && v <= 64 ? static_cast<int64_t>(v) : int64_t{2};
+  }();
   const int64_t tiles = (p.Lk + kKeys - 1) / kKeys;
   const int64_t per_split = bh * row_groups;
-  int64_t splits = std::max<int64_t>(1, (2LL * props.multiProcessorCount + per_split - 1) / per_split);
+  int64_t splits = std::max<int64_t>(1, (blocks_per_sm * props.multiProcessorCount + per_split - 1) / per_split);
   splits = std::min<int64_t>({splits, tiles, kMaxSplits});
   const int64_t chunk_tiles = (tiles + splits - 1) / splits;
   splits = (tiles + chunk_tiles - 1) / chunk_tiles;
@@ -445,13 +400,9 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
   decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, part_o, part_ml);
   check_launch("scaled_dot_product_attention");
 
-  static const bool block_merge = [] {
-    const char* e = std::getenv("KILN_DECODE_MERGE");
-    return e && std::string(e) == "block";
-  }();
   cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(block_merge ? rows : (rows + kRowWarps - 1) / kRowWarps));
-  config.blockDim = dim3(block_merge ? kMergeThreads : 32 * kRowWarps);
+  config.gridDim = dim3(static_cast<unsigned>(rows));
+  config.blockDim = dim3(kMergeThreads);
   config.dynamicSmemBytes = 0;
   config.stream = st;
   cudaLaunchAttribute attr{};
@@ -459,8 +410,7 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
   attr.val.programmaticStreamSerializationAllowed = 1;
   config.attrs = &attr;
   config.numAttrs = props.major >= 9 ? 1 : 0;
-  check(cudaLaunchKernelEx(&config, block_merge ? decode_merge_kernel<T> : decode_merge_rows_kernel<T>,
-                           static_cast<const float*>(part_o),
+  check(cudaLaunchKernelEx(&config, decode_merge_kernel<T>, static_cast<const float*>(part_o),
                            static_cast<const float*>(part_ml), p.out, rows, D, static_cast<int>(splits)),
         "scaled_dot_product_attention: merge launch");
 }
