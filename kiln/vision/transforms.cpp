@@ -122,6 +122,16 @@ void pass_u8_pixels(const uint8_t* in, uint8_t* out, int64_t rows, int64_t in_si
     for (int64_t o = 0; o < out_size; ++o) {
       const int16_t* k = &f.weights[o * t.kmax];
       const uint8_t* s0 = src + t.start[o] * c;
+      if constexpr (C > 0) {  // the taps outside, the channels unrolled inside
+        int32_t acc[C];
+        for (int x = 0; x < C; ++x) acc[x] = half;
+        for (int64_t j = 0, n = t.count[o]; j < n; ++j) {
+          const int32_t kj = k[j];
+          for (int x = 0; x < C; ++x) acc[x] += static_cast<int32_t>(s0[j * C + x]) * kj;
+        }
+        for (int x = 0; x < C; ++x) dst[o * C + x] = static_cast<uint8_t>(std::clamp(acc[x] >> f.precision, 0, 255));
+        continue;
+      }
       for (int64_t x = 0; x < c; ++x) {
         int32_t acc = half;
         for (int64_t j = 0; j < t.count[o]; ++j) acc += static_cast<int32_t>(s0[j * c + x]) * k[j];
