@@ -651,6 +651,32 @@ TEST(ImageTransforms, ResizeHalfPrecisionFollowsFloat32) {
   }
 }
 
+// resize_center_crop computes only the crop; its values are the two calls' exactly, for
+// downscales and upscales, one to four channels, leading batch axes, with and without antialias.
+TEST(ImageTransforms, ResizeCenterCropIsResizeThenCenterCrop) {
+  const Device cpu(Device::cpu);
+  std::uniform_int_distribution<int64_t> side(1, 400), chans(1, 4);
+  for (int k = 0; k < 40; ++k) {
+    const Dtype dt = k % 4 == 3 ? float32 : (k % 8 == 7 ? float64 : uint8);
+    const int64_t h = side(test::rng()), w = side(test::rng()), c = chans(test::rng());
+    const Shape shape = k % 5 == 0 ? Shape{2, h, w, c} : Shape{h, w, c};
+    auto [img, values] = test::random_array(shape, dt, 0, dt == uint8 ? 255 : 1);
+    const int64_t size = std::uniform_int_distribution<int64_t>(1, 300)(test::rng());
+    const int64_t crop = std::uniform_int_distribution<int64_t>(1, size)(test::rng());
+    const bool antialias = k % 2 == 0;
+    SCOPED_TRACE(::testing::Message() << h << "x" << w << "x" << c << " " << dt << " size " << size << " crop " << crop << " antialias "
+                                      << antialias);
+    array want = contiguous(vision::center_crop(vision::resize(img, size, antialias, {}, cpu), crop, cpu), cpu);
+    array got = vision::resize_center_crop(img, size, crop, antialias, cpu);
+    ASSERT_EQ(got.shape(), want.shape());
+    ASSERT_EQ(got.dtype(), dt);
+    EXPECT_EQ(test::to_doubles(got), test::to_doubles(want));
+  }
+  // A crop larger than the resized image pads, as center_crop does.
+  auto [small, v] = test::random_array({10, 30, 3}, uint8, 0, 255);
+  EXPECT_EQ(vision::resize_center_crop(small, 8, 12, true, cpu).shape(), (Shape{12, 12, 3}));
+}
+
 TEST(ImageTransforms, CenterCropMatchesTorchvision) {
   NEED_TRANSFORMS(r);
   for (size_t i = 0; i < r.crops.size(); ++i) {

@@ -66,8 +66,8 @@ void ImageBatches::work() {
     }
     std::string error;
     try {
-      // The crop is a view of the resized host array; its rows are copied into the batch.
-      array crop = center_crop(resize(io::load_image(files_[i]), resize_, true, {}, cpu), crop_, cpu);
+      // Only the crop is resampled (resize_center_crop); its rows are copied into the batch.
+      array crop = resize_center_crop(io::load_image(files_[i]), resize_, crop_, true, cpu);
       crop.eval();
       if (crop.strides()[2] != 1 || crop.strides()[1] != 3) crop = contiguous(crop, cpu), crop.eval();
       const uint8_t* src = crop.host_data<uint8_t>();

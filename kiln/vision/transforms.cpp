@@ -215,18 +215,37 @@ struct HostArray {
   }
 };
 
-// Horizontal then vertical pass, as PyTorch orders them; a pass whose size is unchanged is skipped.
+// The outputs [first, first + n) of taps whose input is read from `shift` on. The fixed-point
+// precision follows max_weight, kept from all the outputs, so a window computes the same values.
+Taps slice_taps(const Taps& t, int64_t first, int64_t n, int64_t shift) {
+  Taps s;
+  s.kmax = t.kmax;
+  s.max_weight = t.max_weight;
+  s.start.resize(n);
+  s.count.assign(t.count.begin() + first, t.count.begin() + first + n);
+  s.weights.assign(t.weights.begin() + first * t.kmax, t.weights.begin() + (first + n) * t.kmax);
+  for (int64_t i = 0; i < n; ++i) s.start[i] = t.start[first + i] - shift;
+  return s;
+}
+
+// The part [top, top + height) x [left, left + width) of the resized image (all of it by default).
+struct Window {
+  int64_t top = 0, height = -1, left = 0, width = -1;
+};
+
+// Horizontal then vertical pass, as PyTorch orders them; a pass whose size is unchanged is a copy.
+// Only what the window needs is computed: its columns, from the input rows its rows read.
 template <class T>
-array resize_host(const array& image, int64_t oh, int64_t ow, bool antialias) {
+array resize_host(const array& image, int64_t oh, int64_t ow, bool antialias, Window win = {}) {
   const Shape& shape = image.shape();
   const int nd = image.ndim();
   const int64_t h = shape[nd - 3], w = shape[nd - 2], c = shape[nd - 1];
   const int64_t n = h * w * c == 0 ? 0 : image.size() / (h * w * c);
+  if (win.height < 0) win = Window{0, oh, 0, ow};
   Shape out_shape = shape;
-  out_shape[nd - 3] = oh;
-  out_shape[nd - 2] = ow;
-  auto run = [&](const T* in, T* out, int64_t rows, int64_t in_size, int64_t out_size, int64_t inner) {
-    Taps t = bilinear_taps(in_size, out_size, antialias);
+  out_shape[nd - 3] = win.height;
+  out_shape[nd - 2] = win.width;
+  auto run = [&](const T* in, T* out, int64_t rows, int64_t in_size, int64_t out_size, int64_t inner, const Taps& t) {
     if constexpr (std::is_same_v<T, uint8_t>) {
       pass_u8(in, out, rows, in_size, out_size, inner, t);
     } else {
@@ -235,14 +254,33 @@ array resize_host(const array& image, int64_t oh, int64_t ow, bool antialias) {
   };
   HostArray result(out_shape, image.dtype());
   if (result.out.size() == 0 || image.size() == 0) return result.finish();
+  // The input rows [r0, r1) that the window's rows read.
+  Taps tv;
+  int64_t r0 = win.top, r1 = win.top + win.height;
+  if (oh != h) {
+    const Taps full = bilinear_taps(h, oh, antialias);
+    r0 = full.start[win.top];
+    r1 = r0;
+    for (int64_t i = win.top; i < win.top + win.height; ++i) {
+      r0 = std::min(r0, full.start[i]);
+      r1 = std::max(r1, full.start[i] + full.count[i]);
+    }
+    tv = slice_taps(full, win.top, win.height, r0);
+  }
+  // Horizontal: rows [r0, r1) of every image to (n, r1 - r0, width, c).
   const T* src = image.host_data<T>();
   std::vector<T> temp;
+  T* mid = oh != h ? (temp.resize(static_cast<size_t>(n * (r1 - r0) * win.width * c)), temp.data()) : result.data<T>();
+  const int64_t band = (r1 - r0) * win.width * c;
   if (ow != w) {
-    T* dst = oh != h ? (temp.resize(static_cast<size_t>(n * h * ow * c)), temp.data()) : result.data<T>();
-    run(src, dst, n * h, w, ow, c);
-    src = dst;
+    const Taps th = slice_taps(bilinear_taps(w, ow, antialias), win.left, win.width, 0);
+    for (int64_t i = 0; i < n; ++i) run(src + (i * h + r0) * w * c, mid + i * band, r1 - r0, w, win.width, c, th);
+  } else {
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t r = r0; r < r1; ++r)
+        std::copy_n(src + ((i * h + r) * w + win.left) * c, win.width * c, mid + i * band + (r - r0) * win.width * c);
   }
-  if (oh != h) run(src, result.data<T>(), n, h, oh, ow * c);
+  if (oh != h) run(mid, result.data<T>(), n, r1 - r0, win.height, win.width * c, tv);
   return result.finish();
 }
 
@@ -379,6 +417,27 @@ array center_crop(const array& image, const Shape& size, StreamOrDevice s) {
 
 array center_crop(const array& image, int64_t size, StreamOrDevice s) { return center_crop(image, Shape{size}, s); }
 
+array resize_center_crop(const array& image, int64_t size, int64_t crop, bool antialias, StreamOrDevice s) {
+  check_image(image, "resize_center_crop");
+  const Dtype dt = image.dtype();
+  const int nd = image.ndim();
+  const int64_t h = image.shape(nd - 3), w = image.shape(nd - 2);
+  auto [oh, ow] = resized_size(h, w, Shape{size}, {});
+  const Stream st = to_stream(s);
+  parse_size(Shape{crop}, "resize_center_crop");
+  if (st.device.type == Device::gpu || (dt != uint8 && dt != float32 && dt != float64) || crop > oh || crop > ow)
+    return center_crop(resize(image, size, antialias, {}, s), crop, s);
+  const Device cpu(Device::cpu);
+  const Window win{half_round_even(oh - crop), crop, half_round_even(ow - crop), crop};
+  array in = contiguous(image, cpu);
+  in.eval();
+  switch (dt) {
+    case uint8: return resize_host<uint8_t>(in, oh, ow, antialias, win);
+    case float32: return resize_host<float>(in, oh, ow, antialias, win);
+    default: return resize_host<double>(in, oh, ow, antialias, win);
+  }
+}
+
 array to_float_chw(const array& image, StreamOrDevice s) {
   check_image(image, "to_float_chw");
   const Dtype dt = image.dtype();
@@ -409,7 +468,7 @@ array normalize(const array& x, const std::vector<double>& mean, const std::vect
 array imagenet_preprocess(const array& image, StreamOrDevice s) {
   if (image.ndim() != 3 || image.shape(2) != 3)
     fail<ValueError>("[imagenet_preprocess] expected an RGB image of shape (height, width, 3), got ", image.shape());
-  array x = center_crop(resize(image, 256, true, {}, s), 224, s);
+  array x = resize_center_crop(image, 256, 224, true, s);
   return normalize(to_float_chw(x, s), kImageNetMean, kImageNetStd, s);
 }
 

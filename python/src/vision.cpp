@@ -87,6 +87,15 @@ void init_vision(nb::module_& parent) {
       "image"_a, "size"_a, nb::kw_only(), "stream"_a = nb::none(),
       "torchvision's center crop of (..., H, W, C): one size (a square) or (height, width).");
   m.def(
+      "resize_center_crop",
+      [](const ArrayLike& image, int64_t size, int64_t crop, bool antialias, StreamOrDevice s) {
+        kiln::array x = to_array(image);
+        nb::gil_scoped_release release;
+        return kiln::vision::resize_center_crop(x, size, crop, antialias, s);
+      },
+      "image"_a, "size"_a, "crop"_a, "antialias"_a = true, nb::kw_only(), "stream"_a = nb::none(),
+      "center_crop(resize(image, size), crop) with the same values; on the CPU only the crop is resampled.");
+  m.def(
       "to_float_chw",
       [](const ArrayLike& image, StreamOrDevice s) { return kiln::vision::to_float_chw(to_array(image), s); },
       "image"_a, nb::kw_only(), "stream"_a = nb::none(),

@@ -136,6 +136,8 @@ def test_image_and_preprocess():
     parts = kn.vision.normalize(kn.vision.to_float_chw(kn.vision.center_crop(kn.vision.resize(img, 256), 224)),
                                 kn.vision.IMAGENET_MEAN, kn.vision.IMAGENET_STD)
     np.testing.assert_allclose(np.array(parts), np.array(x), rtol=1e-6, atol=1e-6)
+    crop = kn.vision.resize_center_crop(img, 256, 224)
+    np.testing.assert_array_equal(np.array(crop), np.array(kn.vision.center_crop(kn.vision.resize(img, 256), 224)))
     with pytest.raises(FileNotFoundError):
         kn.vision.load_image(str(PHOTOS / "no such photo.png"))
 
