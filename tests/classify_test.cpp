@@ -93,7 +93,8 @@ TEST(Classify, FoldersBatchesAndErrors) {
 }
 
 // On the GPU, where the model is warmed up and captured for the batch size and a short last
-// batch (here 2 photos, one file failing) is padded with zero rows: the labels of the CPU.
+// batch (here 2 photos, one file failing) is padded with zero rows: the labels of the CPU; a
+// single batch, run without a graph, too.
 TEST(Classify, GpuBatchesGiveTheCpuLabels) {
   if (!ready()) GTEST_SKIP() << "photos, labels or weights missing (scripts/get_photos.sh, scripts/get_models.sh)";
   if (!gpu_available()) GTEST_SKIP() << "no GPU present";
@@ -113,6 +114,10 @@ TEST(Classify, GpuBatchesGiveTheCpuLabels) {
     ++photos;
   }
   EXPECT_GE(photos, 6);
+  // One batch runs without a graph.
+  CliRun one = run_cli("classify --device gpu --top 1 models/photos/coffee.png");
+  ASSERT_EQ(one.status, 0) << one.err;
+  EXPECT_EQ(top1(one.out, "coffee.png").first, "espresso");
 }
 
 TEST(Classify, ProbabilitiesMatchThePyTorchReference) {

@@ -159,13 +159,15 @@ int classify(const std::vector<std::string>& argv) {
 
   std::vector<std::string> files = collect(photos);
   if (files.empty()) fail<ValueError>("no JPEG or PNG files found in the given folders");
-  // The images go through the model `rows` at a time. On the GPU the model is warmed up first on
-  // a batch of zeros (cuDNN's plan search, the graph's capture), before the clock starts.
+  // The images go through the model `rows` at a time. On the GPU, for more than one batch, the
+  // forward pass replays as a CUDA graph, warmed up first on a batch of zeros (cuDNN's plan
+  // search, the capture) before the clock starts; a single batch just runs.
   const int64_t rows = std::min<int64_t>(batch, static_cast<int64_t>(files.size()));
   const Device dev = default_device();
+  const bool graph = dev.type == Device::gpu && files.size() > static_cast<size_t>(rows);
   CapturedFunction captured([&](const std::vector<array>& in) { return std::vector<array>{forward(in[0])}; });
   auto t_warm = std::chrono::steady_clock::now();
-  if (dev.type == Device::gpu) {
+  if (graph) {
     array z = zeros({rows, kCrop, kCrop, 3}, float32, dev);
     for (int i = 0; i < 2; ++i) captured({z})[0].eval();
     synchronize();
@@ -187,8 +189,8 @@ int classify(const std::vector<std::string>& argv) {
     if (!cur.pixels) continue;
     classified += names.size();
     const int64_t n = static_cast<int64_t>(names.size());
-    array x = preprocess_batch(*cur.pixels, dev.type == Device::gpu ? rows : n, dev);
-    array logits = captured({x})[0];
+    array x = preprocess_batch(*cur.pixels, graph ? rows : n, dev);
+    array logits = graph ? captured({x})[0] : forward(x);
     if (logits.shape(0) > n) logits = slice(logits, {0, 0}, {n, logits.shape(1)});
     array probs = softmax(astype(logits, float32), -1);
     array idx = argsort(negative(probs), -1);
