@@ -21,5 +21,7 @@ ninja -C build-py -j"$(nproc)" _core "$@" >"$out/build-py.log" 2>&1 || { grep -E
 echo "build: $(( $(date +%s) - t0 )) s"
 PYTHONPATH=build-py:$PYTHONPATH python3 -c "import kiln as kn; print('cuda', kn.built_with_cuda(), 'gpu', kn.gpu_available())"
 PYTHONPATH=build-py:$PYTHONPATH timeout "${PYTEST_TIMEOUT:-900}" python3 -m pytest -q -rs python/tests >"$out/pytest.log" 2>&1
-echo "pytest exit $?"
+rc=$?
+echo "pytest exit $rc"
 tail -15 "$out/pytest.log"
+exit $rc

@@ -24,16 +24,25 @@ ImageBatches::ImageBatches(std::vector<std::string> files, int64_t batch, int64_
   if (crop < 1 || resize < crop) fail<ValueError>("ImageBatches: need 0 < crop <= resize, got crop ", crop, " and resize ", resize);
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), std::max<size_t>(1, files_.size())));
-  for (int t = 0; t < threads; ++t) threads_.emplace_back([this] { work(); });
+  try {
+    for (int t = 0; t < threads; ++t) threads_.emplace_back([this] { work(); });
+  } catch (...) {  // a thread that could not start: stop the others before the error leaves
+    stop();
+    throw;
+  }
 }
 
-ImageBatches::~ImageBatches() {
+ImageBatches::~ImageBatches() { stop(); }
+
+void ImageBatches::stop() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
   }
   work_cv_.notify_all();
-  for (auto& t : threads_) t.join();
+  ready_cv_.notify_all();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
 }
 
 size_t ImageBatches::batch_size(size_t b) const {
@@ -41,17 +50,29 @@ size_t ImageBatches::batch_size(size_t b) const {
 }
 
 ImageBatches::Pending& ImageBatches::pending(size_t b) {
-  auto [it, fresh] = pending_.try_emplace(b);
-  if (fresh) {
-    const size_t n = batch_size(b);
-    it->second.pixels = std::make_shared<std::vector<uint8_t>>(n * crop_ * crop_ * 3);
-    it->second.ok.assign(n, 0);
-    it->second.errors.resize(n);
-  }
-  return it->second;
+  auto it = pending_.find(b);
+  if (it != pending_.end()) return it->second;
+  const size_t n = batch_size(b);
+  Pending p;  // made whole before it is filed: an allocation that throws leaves no entry
+  p.pixels = std::make_shared<std::vector<uint8_t>>(n * crop_ * crop_ * 3);
+  p.ok.assign(n, 0);
+  p.errors.resize(n);
+  return pending_.emplace(b, std::move(p)).first->second;
 }
 
 void ImageBatches::work() {
+  try {
+    decode_files();
+  } catch (...) {  // not a file's fault (no memory for a batch): next() rethrows it
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!fatal_) fatal_ = std::current_exception();
+    stop_ = true;
+    work_cv_.notify_all();
+    ready_cv_.notify_all();
+  }
+}
+
+void ImageBatches::decode_files() {
   const Device cpu(Device::cpu);
   const size_t row = static_cast<size_t>(crop_ * 3), image = row * crop_;
   for (;;) {
@@ -74,6 +95,8 @@ void ImageBatches::work() {
       for (int64_t r = 0; r < crop_; ++r) std::memcpy(dst + r * row, src + r * crop.strides()[0], row);
     } catch (const std::exception& e) {
       error = e.what();
+    } catch (...) {
+      error = files_[i] + ": an unknown error";
     }
     std::lock_guard<std::mutex> lock(mutex_);
     Pending& p = pending_.at(i / batch_);
@@ -92,8 +115,9 @@ std::optional<ImageBatch> ImageBatches::next() {
     b = consumed_;
     ready_cv_.wait(lock, [&] {
       auto it = pending_.find(b);
-      return it != pending_.end() && it->second.done == it->second.ok.size();
+      return fatal_ || (it != pending_.end() && it->second.done == it->second.ok.size());
     });
+    if (fatal_) std::rethrow_exception(fatal_);
     p = std::move(pending_.at(b));
     pending_.erase(b);
     ++consumed_;

@@ -8,6 +8,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,7 +36,8 @@ class ImageBatches {
   ImageBatches& operator=(const ImageBatches&) = delete;
 
   size_t size() const { return batches_; }
-  // The next batch in order (blocking until its files are done); none after the last.
+  // The next batch in order (blocking until its files are done); none after the last. One
+  // consumer thread at a time. A failure that is no file's (no memory for a batch) is rethrown.
   std::optional<ImageBatch> next();
 
  private:
@@ -46,6 +48,8 @@ class ImageBatches {
     size_t done = 0;
   };
   void work();
+  void decode_files();
+  void stop();
   Pending& pending(size_t b);  // under mutex_
   size_t batch_size(size_t b) const;
 
@@ -57,6 +61,7 @@ class ImageBatches {
   std::map<size_t, Pending> pending_;
   size_t next_file_ = 0, consumed_ = 0;
   bool stop_ = false;
+  std::exception_ptr fatal_;
   std::vector<std::thread> threads_;
 };
 

@@ -200,6 +200,7 @@ __global__ void __launch_bounds__(kThreads)
     cp_async_commit();
   }
   cp_async_wait<0>();
+  __syncthreads();  // every thread's copies have landed before the tiles are reused below
 
   // Merge the warps: each stages its rows' outputs, max and quad-summed sum past Q.
 #pragma unroll
@@ -293,6 +294,8 @@ __global__ void __launch_bounds__(kThreads)
     }
     cluster.sync();  // this block's shared memory stays until every block has read it
   }
+#else
+  if constexpr (Cluster) __trap();  // the host launches clusters on sm_90 builds only
 #endif
 #else
   __trap();  // needs sm_80 or newer; the host side never launches it elsewhere
@@ -402,16 +405,17 @@ bool cluster_enabled() {
   return on;
 }
 
-// The cluster launch for about `want` splits per (b, hk, z): the largest power of two up to it,
-// from 2 to 16, each at least one tile of keys. False when that cannot run (too few tiles, or no cluster of that size
+// The cluster launch for about `want` splits per (b, hk, z): at most the largest power of two up
+// to it, from 2 to 16, each at least one tile of keys. False when that cannot run (too few tiles, or no cluster of that size
 // fits on the GPU); the caller then launches the split kernel and its merge.
 template <class T, int D>
 bool launch_decode_cluster(const AttnParams<T>& p, const array& out, cudaStream_t st, int64_t want, int64_t bh,
                            int row_groups, int64_t tiles) {
-  int cluster = 2;
+  if (want < 2 || tiles < 2) return false;
+  int64_t cluster = 2;
   while (cluster < 16 && 2 * cluster <= want && 2 * cluster <= tiles) cluster *= 2;
-  if (cluster > tiles) return false;
   const int64_t chunk_tiles = (tiles + cluster - 1) / cluster;
+  cluster = (tiles + chunk_tiles - 1) / chunk_tiles;  // no block without keys
   const int chunk = static_cast<int>(chunk_tiles * kKeys);
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned>(cluster), static_cast<unsigned>(bh), static_cast<unsigned>(row_groups));
@@ -425,16 +429,19 @@ bool launch_decode_cluster(const AttnParams<T>& p, const array& out, cudaStream_
   attr.val.clusterDim.z = 1;
   config.attrs = &attr;
   config.numAttrs = 1;
-  // Whether a cluster of this size fits, asked once per device and size.
+  // Whether a cluster of this size can run, asked once per device and size.
   static std::mutex mutex;
   static std::map<std::pair<int, int>, bool> fits;
   {
     std::lock_guard<std::mutex> lock(mutex);
-    auto key = std::make_pair(out.device().index, cluster);
+    auto key = std::make_pair(out.device().index, static_cast<int>(cluster));
     auto it = fits.find(key);
     if (it == fits.end()) {
+      // Built for sm_90 or newer (the cluster merge is compiled there only), and fits.
+      cudaFuncAttributes fa{};
       int active = 0;
-      const bool ok = cudaOccupancyMaxActiveClusters(&active, decode_mma_kernel<T, D, true>, &config) == cudaSuccess;
+      const bool ok = cudaFuncGetAttributes(&fa, decode_mma_kernel<T, D, true>) == cudaSuccess && fa.binaryVersion >= 90 &&
+                      cudaOccupancyMaxActiveClusters(&active, decode_mma_kernel<T, D, true>, &config) == cudaSuccess;
       if (!ok) (void)cudaGetLastError();
       it = fits.emplace(key, ok && active > 0).first;
     }
