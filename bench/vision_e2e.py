@@ -12,7 +12,8 @@ PyTorch: a DataLoader with one worker per core (PIL decoding, torchvision's Resi
 CenterCrop(224), ToTensor, Normalize), pinned memory, the same network
 (tests/fixtures/efficientnet_reference.py) channels-last; the workers' start-up is timed, as
 kiln's threads' is. (Timing each after its first batch would flatter the DataLoader, whose workers
-decode a batch each while the first one is awaited.)
+decode a batch each while the first one is awaited.) The floor: bench/decode_bench, the same
+decoding, resizing and cropping with no model, on every core.
 """
 import argparse
 import glob
@@ -48,6 +49,15 @@ def run_kiln(build, folder, batch, dtype, device):
     rates = re.findall(r"s: ([0-9.]+) images/s", out.stderr)
     print(out.stderr.strip().splitlines()[-1])
     return float(rates[-1])
+
+
+def run_decode_only(build, folder, batch):
+    exe = os.path.join(build, "decode_bench")
+    if not os.path.exists(exe):
+        return None
+    out = subprocess.run([exe, "--batch", str(batch), folder], capture_output=True, text=True)
+    rates = re.findall(r"images_per_s ([0-9.]+)", out.stdout)
+    return float(rates[-1]) if rates else None
 
 
 def run_torch(folder, batch, dtype, device):
@@ -102,6 +112,7 @@ def main():
         if device is None:
             info = subprocess.run([os.path.join(a.build, "kiln"), "info"], capture_output=True, text=True).stdout
             device = "gpu" if "default device: gpu" in info else "cpu"
+        floor = run_decode_only(a.build, folder, a.batch)
         k = run_kiln(a.build, folder, a.batch, a.dtype, device)
         try:
             t = run_torch(folder, a.batch, a.dtype, "cuda" if device == "gpu" else "cpu")
@@ -115,6 +126,8 @@ def main():
     print(f"{'':10s} {'images/s':>10s}")
     print(f"{'kiln':10s} {k:10.1f}")
     print(f"{'PyTorch':10s} {t:10.1f}" if t else f"{'PyTorch':10s} {'-':>10s}")
+    if floor:
+        print(f"{'floor':10s} {floor:10.1f}  (kiln's decoding, resizing and cropping alone, no model)")
 
 
 if __name__ == "__main__":
