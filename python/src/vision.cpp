@@ -14,6 +14,7 @@
 #include "kiln/io/torch_checkpoint.h"
 #include "kiln/models/efficientnet.h"
 #include "kiln/models/resnet.h"
+#include "kiln/vision/image_batches.h"
 #include "kiln/vision/transforms.h"
 
 namespace kiln_py {
@@ -113,6 +114,25 @@ void init_vision(nb::module_& parent) {
       "image"_a, nb::kw_only(), "stream"_a = nb::none(),
       "Resize(256), CenterCrop(224), ToTensor and ImageNet's Normalize of one (H, W, 3) image: float32 "
       "(3, 224, 224).");
+  nb::class_<kiln::vision::ImageBatches>(
+      m, "ImageBatches",
+      "Image files to uint8 (N, crop, crop, 3) batches, decoded, resized and center-cropped on a pool of "
+      "threads ahead of their consumer. Iterating gives (pixels or None, names, errors) per batch, in file "
+      "order; files that fail are left out and their messages are in errors.")
+      .def(nb::init<std::vector<std::string>, int64_t, int64_t, int64_t, int, int>(), "files"_a, "batch"_a,
+           "resize"_a = 256, "crop"_a = 224, "threads"_a = 0, "ahead"_a = 4,
+           "threads=0: one per hardware thread; ahead: how many batches the threads may run ahead.")
+      .def("__len__", &kiln::vision::ImageBatches::size, "The number of batches.")
+      .def("__iter__", [](nb::object self) { return self; })
+      .def("__next__", [](kiln::vision::ImageBatches& batches) {
+        std::optional<kiln::vision::ImageBatch> b;
+        {
+          nb::gil_scoped_release release;
+          b = batches.next();
+        }
+        if (!b) throw nb::stop_iteration();
+        return nb::make_tuple(b->pixels ? nb::cast(*b->pixels) : nb::none(), b->names, b->errors);
+      });
   m.attr("IMAGENET_MEAN") = nb::cast(kiln::vision::kImageNetMean);
   m.attr("IMAGENET_STD") = nb::cast(kiln::vision::kImageNetStd);
 

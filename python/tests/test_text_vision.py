@@ -142,6 +142,26 @@ def test_image_and_preprocess():
         kn.vision.load_image(str(PHOTOS / "no such photo.png"))
 
 
+def test_image_batches(tmp_path):
+    need(PHOTOS / "coffee.png", PHOTOS / "chelsea.png", PHOTOS / "dog.jpg", script="get_photos.sh")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not a JPEG")
+    files = [str(PHOTOS / "coffee.png"), str(broken), str(PHOTOS / "chelsea.png"), str(PHOTOS / "dog.jpg")]
+    batches = kn.vision.ImageBatches(files, 2, resize=96, crop=80, threads=2)
+    assert len(batches) == 2
+    got = list(batches)
+    (p0, n0, e0), (p1, n1, e1) = got
+    assert n0 == [files[0]] and len(e0) == 1 and "broken.jpg" in e0[0]
+    assert n1 == files[2:] and e1 == []
+    assert p0.shape == (1, 80, 80, 3) and p1.shape == (2, 80, 80, 3) and p1.dtype == kn.uint8
+    for pixels, names in ((p0, n0), (p1, n1)):
+        for i, name in enumerate(names):
+            want = kn.vision.resize_center_crop(kn.vision.load_image(name), 96, 80)
+            np.testing.assert_array_equal(np.array(pixels)[i], np.array(want))
+    with pytest.raises(ValueError):
+        kn.vision.ImageBatches(files, 0)
+
+
 def test_classifier_batches():
     need(WEIGHTS, LABELS)
     need(PHOTOS / "coffee.png", PHOTOS / "chelsea.png", script="get_photos.sh")
