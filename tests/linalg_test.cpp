@@ -388,6 +388,30 @@ TEST(Linalg, AddMMTransposedAndIgnoredC) {
   }
 }
 
+// Decoding's shapes: a few rows times a weight stored (N, K) and read transposed (the CPU's
+// row kernel), with a residual added (beta) and a scale (alpha); beta 0 never reads c.
+TEST(Linalg, AddMMFewRowsTimesATransposedWeight) {
+  for (Dtype dt : {float32, bfloat16, float16}) {
+    for (int64_t m : {1, 2, 3, 5, 8}) {
+      for (auto [alpha, beta] : {std::pair{1.0, 1.0}, std::pair{0.5, -2.0}, std::pair{1.5, 0.0}}) {
+        const int64_t k = 37, n = 29;
+        auto a = make({m, k}, dt), w = make({n, k}, dt), c = make({m, n}, dt);
+        Input wt = view_of(transpose(w.x));
+        Shape shape;
+        auto prod = ref_matmul(a.v, a.x.shape(), wt.v, wt.x.shape(), shape);
+        std::vector<cd> ref(prod.size());
+        for (size_t i = 0; i < ref.size(); ++i) ref[i] = alpha * prod[i] + (beta == 0 ? cd(0) : beta * c.v[i]);
+        array cin = beta == 0 ? full({m, n}, NAN, dt) : c.x;
+        std::ostringstream what;
+        what << "m " << m << " alpha " << alpha << " beta " << beta;
+        for (auto& dev : test::devices()) {
+          expect_result(addmm(cin, a.x, wt.x, alpha, beta, dev), ref, shape, dt, where(dev, dt, what.str()));
+        }
+      }
+    }
+  }
+}
+
 TEST(Linalg, AddMMErrors) {
   KILN_EXPECT_THROW_MSG(addmm(zeros({4, 5}), zeros({3, 4}), zeros({4, 5})), ValueError, "[addmm]");
   KILN_EXPECT_THROW_MSG(addmm(zeros({2, 3, 5}), zeros({3, 4}), zeros({4, 5})), ValueError, "[addmm]");

@@ -122,15 +122,17 @@ void to_float(const T* src, const gemm::Operand& op, int64_t rows, int64_t cols,
 // Decoding's products: a few rows of a times a weight stored (N, K) row-major, read transposed
 // as b. For float16 / bfloat16, converting the weight to float32 for sgemm would read it once and
 // write it twice per call; this reads it once, converting as it goes (float32 sums in
-// kLanes independent partial sums, which the compiler vectorizes). Returns false when the
+// kLanes independent partial sums, which the compiler vectorizes). c = alpha * a b + beta * c, c
+// read only when beta is not 0 (addmm: a residual added by the product). Returns false when the
 // layout is not that one.
 template <class T>
-bool gemv_rows(const Plan& p, const T* pa, const T* pb, T* c) {
+bool gemv_rows(const Plan& p, const T* pa, const T* pb, T* c, double alpha = 1.0, double beta = 0.0) {
   if (!p.batch.shape.empty() || p.M > 8 || p.N < 2 || p.a.ld == 0 || p.a.trans || p.a.cs != 1 || p.b.ld == 0 ||
       !p.b.trans || p.b.rs != 1) {
     return false;
   }
   const int64_t M = p.M, N = p.N, K = p.K;
+  const float fa = static_cast<float>(alpha), fb = static_cast<float>(beta);
   std::vector<float> af(static_cast<size_t>(M * K));
   for (int64_t m = 0; m < M; ++m) {
     for (int64_t k = 0; k < K; ++k) af[m * K + k] = static_cast<float>(pa[m * p.a.rs + k]);
@@ -156,6 +158,8 @@ bool gemv_rows(const Plan& p, const T* pa, const T* pb, T* c) {
           float sum = 0;
           for (int e = 0; e < kLanes; ++e) sum += acc[m][e];
           for (int64_t kk = k; kk < K; ++kk) sum += static_cast<float>(w[kk]) * af[m * K + kk];
+          if (alpha != 1.0) sum *= fa;
+          if (beta != 0.0) sum += fb * static_cast<float>(c[m * N + n]);
           c[m * N + n] = T(sum);
         }
       }
@@ -179,7 +183,7 @@ void gemm_half(const array& a, const array& b, const array& out, T* c, double al
   const int M = blas_int(p.M, op), N = blas_int(p.N, op), K = blas_int(p.K, op);
   const T* pa = a.host_data<T>();
   const T* pb = b.host_data<T>();
-  if (alpha == 1.0 && beta == 0.0 && gemv_rows(p, pa, pb, c)) return;
+  if (gemv_rows(p, pa, pb, c, alpha, beta)) return;
   over_batch(p, [&](int64_t begin, int64_t end) {
     std::vector<float> fa(static_cast<size_t>(p.M) * p.K), fb(static_cast<size_t>(p.K) * p.N),
         fc(static_cast<size_t>(p.M) * p.N);
@@ -254,10 +258,8 @@ void gemm_inexact(const array& a, const array& b, const array& out, T* c, double
     gemm_half<T>(a, b, out, c, alpha, beta, op);
   } else {
     if constexpr (std::is_same_v<T, float>) {
-      if (alpha == 1.0 && beta == 0.0) {
-        Plan p = gemm::make_plan(out.shape(), a.shape().back(), a.strides(), b.strides());
-        if (gemv_rows(p, a.host_data<T>(), b.host_data<T>(), c)) return;
-      }
+      Plan p = gemm::make_plan(out.shape(), a.shape().back(), a.strides(), b.strides());
+      if (gemv_rows(p, a.host_data<T>(), b.host_data<T>(), c, alpha, beta)) return;
     }
     gemm_blas<T>(a, b, out, c, alpha, beta, op);
   }
