@@ -652,12 +652,13 @@ TEST(ImageTransforms, ResizeHalfPrecisionFollowsFloat32) {
 }
 
 // resize_center_crop computes only the crop; its values are the two calls' exactly, for
-// downscales and upscales, one to four channels, leading batch axes, with and without antialias.
+// downscales and upscales, one to four channels, leading batch axes, with and without antialias,
+// uint8, bfloat16 (through float32), float32 and float64.
 TEST(ImageTransforms, ResizeCenterCropIsResizeThenCenterCrop) {
   const Device cpu(Device::cpu);
   std::uniform_int_distribution<int64_t> side(1, 400), chans(1, 4);
   for (int k = 0; k < 40; ++k) {
-    const Dtype dt = k % 8 == 7 ? float64 : (k % 4 == 3 ? float32 : uint8);
+    const Dtype dt = k % 8 == 7 ? float64 : k % 8 == 5 ? bfloat16 : k % 4 == 3 ? float32 : uint8;
     const int64_t h = side(test::rng()), w = side(test::rng()), c = chans(test::rng());
     const Shape shape = k % 5 == 0 ? Shape{2, h, w, c} : Shape{h, w, c};
     auto [img, values] = test::random_array(shape, dt, 0, dt == uint8 ? 255 : 1);

@@ -284,6 +284,25 @@ array resize_host(const array& image, int64_t oh, int64_t ow, bool antialias, Wi
   return result.finish();
 }
 
+// resize on the CPU, a host routine: float16 and bfloat16 images are computed in float32.
+array resize_cpu(const array& image, int64_t oh, int64_t ow, bool antialias, Window win = {}) {
+  const Device cpu(Device::cpu);
+  const Dtype dt = image.dtype();
+  array in = contiguous(dt == float16 || dt == bfloat16 ? astype(image, float32, cpu) : image, cpu);
+  in.eval();
+  switch (in.dtype()) {
+    case uint8: return resize_host<uint8_t>(in, oh, ow, antialias, win);
+    case float32: {
+      array out = resize_host<float>(in, oh, ow, antialias, win);
+      if (dt == float32) return out;
+      out = astype(out, dt, cpu);
+      out.eval();
+      return out;
+    }
+    default: return resize_host<double>(in, oh, ow, antialias, win);
+  }
+}
+
 // The interpolation of one axis as a dense (out, in) float32 matrix of the same weights.
 array taps_matrix(int64_t in, int64_t out, bool antialias, Stream s) {
   const Taps t = bilinear_taps(in, out, antialias);
@@ -370,20 +389,7 @@ array resize(const array& image, const Shape& size, bool antialias, std::optiona
   if (oh == h && ow == w) return image;
   const Stream st = to_stream(s);
   if (st.device.type == Device::gpu) return resize_device(image, oh, ow, antialias, st);
-  const Device cpu(Device::cpu);
-  array in = contiguous(dt == float16 || dt == bfloat16 ? astype(image, float32, cpu) : image, cpu);
-  in.eval();
-  switch (in.dtype()) {
-    case uint8: return resize_host<uint8_t>(in, oh, ow, antialias);
-    case float32: {
-      array out = resize_host<float>(in, oh, ow, antialias);
-      if (dt == float32) return out;
-      out = astype(out, dt, cpu);
-      out.eval();
-      return out;
-    }
-    default: return resize_host<double>(in, oh, ow, antialias);
-  }
+  return resize_cpu(image, oh, ow, antialias);
 }
 
 array resize(const array& image, int64_t size, bool antialias, std::optional<int64_t> max_size, StreamOrDevice s) {
@@ -423,19 +429,13 @@ array resize_center_crop(const array& image, int64_t size, int64_t crop, bool an
   const int nd = image.ndim();
   const int64_t h = image.shape(nd - 3), w = image.shape(nd - 2);
   auto [oh, ow] = resized_size(h, w, Shape{size}, {});
-  const Stream st = to_stream(s);
+  if (dt != uint8 && !is_floating(dt))
+    fail<TypeError>("[resize_center_crop] expected a uint8 or floating image, got ", dt);
   parse_size(Shape{crop}, "resize_center_crop");
-  if (st.device.type == Device::gpu || (dt != uint8 && dt != float32 && dt != float64) || crop > oh || crop > ow)
+  if (to_stream(s).device.type == Device::gpu || crop > oh || crop > ow)
     return center_crop(resize(image, size, antialias, {}, s), crop, s);
-  const Device cpu(Device::cpu);
-  const Window win{half_round_even(oh - crop), crop, half_round_even(ow - crop), crop};
-  array in = contiguous(image, cpu);
-  in.eval();
-  switch (dt) {
-    case uint8: return resize_host<uint8_t>(in, oh, ow, antialias, win);
-    case float32: return resize_host<float>(in, oh, ow, antialias, win);
-    default: return resize_host<double>(in, oh, ow, antialias, win);
-  }
+  return resize_cpu(image, oh, ow, antialias,
+                    Window{half_round_even(oh - crop), crop, half_round_even(ow - crop), crop});
 }
 
 array to_float_chw(const array& image, StreamOrDevice s) {

@@ -40,8 +40,8 @@ array center_crop(const array& image, const Shape& size, StreamOrDevice s = {});
 array center_crop(const array& image, int64_t size, StreamOrDevice s = {});
 
 // center_crop(resize(image, size, antialias), crop) with the same values, computed on the CPU
-// only over the crop (the columns and rows outside it are never resampled); on a GPU, or for
-// float16/bfloat16 images, the two calls.
+// only over the crop (the columns and rows outside it are never resampled); on a GPU, the two
+// calls.
 array resize_center_crop(const array& image, int64_t size, int64_t crop, bool antialias = true, StreamOrDevice s = {});
 
 // ToTensor: (..., H, W, C) to float32 (..., C, H, W); uint8 values are divided by 255, floating

@@ -406,8 +406,9 @@ bool cluster_enabled() {
 }
 
 // The cluster launch for about `want` splits per (b, hk, z): at most the largest power of two up
-// to it, from 2 to 16, each at least one tile of keys. False when that cannot run (too few tiles, or no cluster of that size
-// fits on the GPU); the caller then launches the split kernel and its merge.
+// to it, from 2 to 16, each at least one tile of keys. False when that cannot run (too few tiles,
+// or no cluster of that size fits on the GPU); the caller then launches the split kernel and its
+// merge.
 template <class T, int D>
 bool launch_decode_cluster(const AttnParams<T>& p, const array& out, cudaStream_t st, int64_t want, int64_t bh,
                            int row_groups, int64_t tiles) {
