@@ -1,8 +1,9 @@
 // CPU kernels of matmul and addmm. float32, float64 and complex64 go to OpenBLAS; float16 and
 // bfloat16 are converted to float32 per product, multiplied by sgemm (float32 accumulation) and
 // converted back; integers and bool use a plain loop. Decoding's shape (a few rows times a
-// transposed row-major weight) has its own matrix-vector loop for float32 and the 16-bit floats. Operands are read in place whenever BLAS can
-// describe their layout (transposed ones included); an operand that has none is copied once.
+// transposed row-major weight) has its own matrix-vector loop for float32 and the 16-bit floats
+// (gemv_rows.cpp). Operands are read in place whenever BLAS can describe their layout (transposed
+// ones included); an operand that has none is copied once.
 #include <cblas.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "kiln/backend/common/matmul_plan.h"
+#include "kiln/backend/cpu/gemv_rows.h"
 #include "kiln/backend/cpu/utils.h"
 #include "kiln/backend/kernels.h"
 #include "kiln/primitives_linalg.h"
@@ -121,10 +123,10 @@ void to_float(const T* src, const gemm::Operand& op, int64_t rows, int64_t cols,
 
 // Decoding's products: a few rows of a times a weight stored (N, K) row-major, read transposed
 // as b. For float16 / bfloat16, converting the weight to float32 for sgemm would read it once and
-// write it twice per call; this reads it once, converting as it goes (float32 sums in
-// kLanes independent partial sums, which the compiler vectorizes). c = alpha * a b + beta * c, c
-// read only when beta is not 0 (addmm: a residual added by the product). Returns false when the
-// layout is not that one.
+// write it twice per call; for float32, sgemm's packing of the weight costs as much as reading it.
+// This reads it once, converting as it goes (gemv_rows.h). c = alpha * a b + beta * c, c read only
+// when beta is not 0 (addmm: a residual added by the product). Returns false when the layout is
+// not that one.
 template <class T>
 bool gemv_rows(const Plan& p, const T* pa, const T* pb, T* c, double alpha = 1.0, double beta = 0.0) {
   if (!p.batch.shape.empty() || p.M > 8 || p.N < 2 || p.a.ld == 0 || p.a.trans || p.a.cs != 1 || p.b.ld == 0 ||
@@ -132,46 +134,15 @@ bool gemv_rows(const Plan& p, const T* pa, const T* pb, T* c, double alpha = 1.0
     return false;
   }
   const int64_t M = p.M, N = p.N, K = p.K;
-  const float fa = static_cast<float>(alpha), fb = static_cast<float>(beta);
-  std::vector<float> af(static_cast<size_t>(M * K));
+  // a's rows as float32, zeros past M up to the kernel's row count.
+  std::vector<float> af(static_cast<size_t>(gemv_padded_rows(M) * K), 0.0f);
   for (int64_t m = 0; m < M; ++m) {
     for (int64_t k = 0; k < K; ++k) af[m * K + k] = static_cast<float>(pa[m * p.a.rs + k]);
   }
-  // Rows of a as a compile-time count, so the partial sums stay in registers.
-  auto run = [&](auto rows) {
-    constexpr int MR = decltype(rows)::value;
-    constexpr int kLanes = 16;
-    parallel_for(N, std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(K, 1)), [&](int64_t n0, int64_t n1) {
-      for (int64_t n = n0; n < n1; ++n) {
-        const T* w = pb + n * p.b.cs;
-        float acc[MR][kLanes] = {};
-        int64_t k = 0;
-        for (; k + kLanes <= K; k += kLanes) {
-          float wf[kLanes];
-          for (int e = 0; e < kLanes; ++e) wf[e] = static_cast<float>(w[k + e]);
-          for (int m = 0; m < MR; ++m) {
-            const float* ar = af.data() + m * K + k;
-            for (int e = 0; e < kLanes; ++e) acc[m][e] += wf[e] * ar[e];
-          }
-        }
-        for (int m = 0; m < MR && m < M; ++m) {
-          float sum = 0;
-          for (int e = 0; e < kLanes; ++e) sum += acc[m][e];
-          for (int64_t kk = k; kk < K; ++kk) sum += static_cast<float>(w[kk]) * af[m * K + kk];
-          if (alpha != 1.0) sum *= fa;
-          if (beta != 0.0) sum += fb * static_cast<float>(c[m * N + n]);
-          c[m * N + n] = T(sum);
-        }
-      }
-    });
-  };
-  // Rows beyond M read zeros.
-  const int64_t MR = M == 1 ? 1 : M == 2 ? 2 : M <= 4 ? 4 : 8;
-  af.resize(static_cast<size_t>(MR * K), 0.0f);
-  if (MR == 1) run(std::integral_constant<int, 1>());
-  else if (MR == 2) run(std::integral_constant<int, 2>());
-  else if (MR == 4) run(std::integral_constant<int, 4>());
-  else run(std::integral_constant<int, 8>());
+  const float fa = static_cast<float>(alpha), fb = static_cast<float>(beta);
+  parallel_for(N, std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(K, 1)), [&](int64_t n0, int64_t n1) {
+    gemv_rows_range<T>(M, N, K, af.data(), pb, p.b.cs, c, fa, fb, n0, n1);
+  });
   return true;
 }
 
