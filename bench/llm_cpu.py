@@ -6,7 +6,8 @@
 Batch 1, greedy. kiln: median of 3 `kiln generate` runs (its stderr statistics line). llama.cpp:
 llama-bench with a 32-token prompt and 128 generated tokens (its mean over 5 repetitions).
 The generation bound is the memory bandwidth (a numpy copy of 512 MB) over the weight bytes read per
-token: kiln dequantizes GGUF to float32 on load, so 4 bytes per parameter; llama.cpp reads the
+token: kiln dequantizes GGUF on load, to float32 (4 bytes per parameter, the CPU's default) and to
+bfloat16 (2 bytes, `--dtype bfloat16`), each timed; llama.cpp reads the
 quantized tensors as stored. The tied embedding counts once, for the output head.
 """
 import argparse
@@ -55,9 +56,9 @@ def weight_sizes(model):
     return params, sum(int(t.n_bytes) for t in tensors)
 
 
-def run_kiln(build, model, threads, runs=3):
+def run_kiln(build, model, threads, dtype, runs=3):
     cmd = [str(Path(build) / "kiln"), "generate", "--model", model, "--raw", "--temp", "0", "--max-tokens", "128",
-           "--prompt", PROMPT, "--device", "cpu"]
+           "--prompt", PROMPT, "--device", "cpu", "--dtype", dtype]
     env = dict(os.environ, KILN_NUM_THREADS=str(threads))
     results = []
     for _ in range(runs):
@@ -100,14 +101,14 @@ def main():
 
     bw = bandwidth_gbs()
     params, file_bytes = weight_sizes(a.model)
-    kiln = run_kiln(a.kiln_build, a.model, a.threads)
+    kiln = {dtype: run_kiln(a.kiln_build, a.model, a.threads, dtype) for dtype in ("float32", "bfloat16")}
     llama = run_llama_cpp(a.llama_cpp, a.model, a.threads) if a.llama_cpp else None
 
     print(f"\nmodel {Path(a.model).name}: {params / 1e6:.1f}M parameters, {file_bytes / 1e6:.1f} MB of tensors; "
           f"{a.threads} threads; copy bandwidth {bw:.1f} GB/s")
     print(f"{'engine':10s} {'prompt tok':>10s} {'prompt tok/s':>13s} {'gen tok':>8s} {'gen tok/s':>10s} "
           f"{'MB/token':>9s} {'gen bound tok/s':>16s}")
-    rows = [("kiln", kiln, 4 * params)]
+    rows = [("kiln f32", kiln["float32"], 4 * params), ("kiln bf16", kiln["bfloat16"], 2 * params)]
     if llama:
         rows.append(("llama.cpp", llama, file_bytes))
     for name, r, nbytes in rows:
