@@ -16,6 +16,9 @@ if ! pkg-config --exists libpcre2-8 libjpeg libpng 2>/dev/null && [ -d .deps ]; 
     sed -i -E "s|^prefix=.*|prefix=$d|; s#^(exec_prefix|libdir|includedir)=/usr#\1=$d#" "$pc"
   done
   export PKG_CONFIG_PATH=$d/lib/x86_64-linux-gnu/pkgconfig:$d/share/pkgconfig CMAKE_PREFIX_PATH=$d
+  # The .pc files name only include/; Debian keeps some headers (libjpeg's jconfig.h) in the
+  # multiarch folder, which the machine's own headers would otherwise answer, of another version.
+  export CPATH=$d/include/x86_64-linux-gnu:$d/include${CPATH:+:$CPATH}
 fi
 # cudnn-frontend's headers, carried as .deps/cudnn_frontend/include where pip cannot reach PyPI.
 [ -d .deps/cudnn_frontend ] && export CUDNN_FRONTEND_ROOT=$PWD/.deps/cudnn_frontend

@@ -17,7 +17,7 @@ export PYTHONPATH=/tmp/py-site:${PYTHONPATH:-}
 t0=$(date +%s)
 cmake -S python -B build-py -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
   -DKILN_BUILD_TESTS=ON -DKILN_BUILD_BENCH=ON >"$out/configure-py.log" 2>&1 || { tail -30 "$out/configure-py.log"; exit 1; }
-ninja -C build-py -j"$(nproc)" _core "$@" >"$out/build-py.log" 2>&1 || { grep -E "error|Error" -A5 "$out/build-py.log" | head -80; exit 1; }
+ninja -C build-py -j"$(nproc)" all "$@" >"$out/build-py.log" 2>&1 || { grep -E "error|Error" -A5 "$out/build-py.log" | head -80; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 PYTHONPATH=build-py:$PYTHONPATH python3 -c "import kiln as kn; print('cuda', kn.built_with_cuda(), 'gpu', kn.gpu_available())"
 PYTHONPATH=build-py:$PYTHONPATH timeout "${PYTEST_TIMEOUT:-900}" python3 -m pytest -q -rs python/tests >"$out/pytest.log" 2>&1

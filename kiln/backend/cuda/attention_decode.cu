@@ -13,7 +13,6 @@
 // programmatic dependent launch on sm_90, so its launch overlaps the partial kernel's tail.
 //
 // Fragment layouts: kiln/backend/cuda/mma.cuh.
-#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -22,7 +21,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <string>
 #include <type_traits>
 
 #include "kiln/backend/cuda/attention.cuh"
@@ -58,18 +56,7 @@ constexpr bool merge_fits() {
   return sizeof(float) * kWarps * kQRows * (D + 2) <= sizeof(uint16_t) * 4 * kKeys * row_ld<D>();
 }
 static_assert(merge_fits<64>() && merge_fits<128>());
-// The cluster merge keeps a block's (16, D) partial outputs after the warps' staging.
-template <int D>
-constexpr bool cluster_fits() {
-  return sizeof(float) * (kWarps * kQRows * (D + 2) + kQRows * D) <= sizeof(uint16_t) * 4 * kKeys * row_ld<D>();
-}
-static_assert(cluster_fits<64>() && cluster_fits<128>());
-
-// Cluster: the splits of one (b, hk, z) are the blocks of one thread-block cluster (sm_90); each
-// keeps its partials in shared memory and, after a cluster barrier, merges a share of the outputs
-// from all of them through distributed shared memory: no partials in global memory, no second
-// kernel.
-template <class T, int D, bool Cluster>
+template <class T, int D>
 __global__ void __launch_bounds__(kThreads)
     decode_mma_kernel(AttnParams<T> p, int chunk, float* __restrict__ part_o, float* __restrict__ part_ml) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -250,7 +237,6 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
   const bool single = gridDim.x == 1;
   const int64_t rows_all = static_cast<int64_t>(p.B) * p.Hq * p.Lq;
-  float* cluster_o = wl + kWarps * kQRows;  // Cluster: this block's (row, D) partial outputs
   for (int idx = threadIdx.x; idx < nrows * D; idx += kThreads) {
     const int r = idx / D, d = idx % D, rr = row0 + r;
     float acc = 0.f;
@@ -260,8 +246,6 @@ __global__ void __launch_bounds__(kThreads)
     if (single) {
       const float L = row_sum[r];
       p.out[row * D + d] = convert<T>(L > 0.f ? acc / L : 0.f);  // no key seen: zeros
-    } else if (Cluster) {
-      cluster_o[r * D + d] = acc;
     } else {
       const int64_t prow = static_cast<int64_t>(split) * rows_all + row;
       part_o[prow * D + d] = acc;
@@ -271,32 +255,6 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   }
-#if __CUDA_ARCH__ >= 900
-  if constexpr (Cluster) {
-    if (single) return;
-    namespace cg = cooperative_groups;
-    cg::cluster_group cluster = cg::this_cluster();
-    cluster.sync();  // every block's partials, row_max and row_sum are written
-    const int S = static_cast<int>(cluster.num_blocks()), rank = static_cast<int>(cluster.block_rank());
-    for (int idx = rank * kThreads + threadIdx.x; idx < nrows * D; idx += S * kThreads) {
-      const int r = idx / D, d = idx % D, rr = row0 + r;
-      float M = -INFINITY;
-      for (int j = 0; j < S; ++j) M = fmaxf(M, *cluster.map_shared_rank(&row_max[r], j));
-      float L = 0.f, acc = 0.f;
-      for (int j = 0; j < S; ++j) {
-        const float mj = *cluster.map_shared_rank(&row_max[r], j);
-        const float w = mj == -INFINITY ? 0.f : exp2f(mj - M);
-        L += *cluster.map_shared_rank(&row_sum[r], j) * w;
-        acc += *cluster.map_shared_rank(&cluster_o[r * D + d], j) * w;
-      }
-      const int64_t row = (static_cast<int64_t>(b) * p.Hq + hk * p.group + rr / p.Lq) * p.Lq + rr % p.Lq;
-      p.out[row * D + d] = convert<T>(L > 0.f ? acc / L : 0.f);
-    }
-    cluster.sync();  // this block's shared memory stays until every block has read it
-  }
-#else
-  if constexpr (Cluster) __trap();  // the host launches clusters on sm_90 builds only
-#endif
 #else
   __trap();  // needs sm_80 or newer; the host side never launches it elsewhere
 #endif
@@ -395,65 +353,6 @@ float* partials_scratch(size_t bytes, int dev, int stream, cudaStream_t st) {
   return static_cast<float*>(b.ptr);
 }
 
-// KILN_DECODE_CLUSTER=1: the splits of a (b, hk, z) as one thread-block cluster, merged in
-// distributed shared memory (not yet the default: to be measured against the merge kernel).
-bool cluster_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("KILN_DECODE_CLUSTER");
-    return e && std::string(e) == "1";
-  }();
-  return on;
-}
-
-// The cluster launch for about `want` splits per (b, hk, z): at most the largest power of two up
-// to it, from 2 to 16, each at least one tile of keys. False when that cannot run (too few tiles,
-// or no cluster of that size fits on the GPU); the caller then launches the split kernel and its
-// merge.
-template <class T, int D>
-bool launch_decode_cluster(const AttnParams<T>& p, const array& out, cudaStream_t st, int64_t want, int64_t bh,
-                           int row_groups, int64_t tiles) {
-  if (want < 2 || tiles < 2) return false;
-  int64_t cluster = 2;
-  while (cluster < 16 && 2 * cluster <= want && 2 * cluster <= tiles) cluster *= 2;
-  const int64_t chunk_tiles = (tiles + cluster - 1) / cluster;
-  cluster = (tiles + chunk_tiles - 1) / chunk_tiles;  // no block without keys
-  const int chunk = static_cast<int>(chunk_tiles * kKeys);
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(cluster), static_cast<unsigned>(bh), static_cast<unsigned>(row_groups));
-  config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = decode_smem_bytes<D>();
-  config.stream = st;
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeClusterDimension;
-  attr.val.clusterDim.x = static_cast<unsigned>(cluster);
-  attr.val.clusterDim.y = 1;
-  attr.val.clusterDim.z = 1;
-  config.attrs = &attr;
-  config.numAttrs = 1;
-  // Whether a cluster of this size can run, asked once per device and size.
-  static std::mutex mutex;
-  static std::map<std::pair<int, int>, bool> fits;
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    auto key = std::make_pair(out.device().index, static_cast<int>(cluster));
-    auto it = fits.find(key);
-    if (it == fits.end()) {
-      // Built for sm_90 or newer (the cluster merge is compiled there only), and fits.
-      cudaFuncAttributes fa{};
-      int active = 0;
-      const bool ok = cudaFuncGetAttributes(&fa, decode_mma_kernel<T, D, true>) == cudaSuccess && fa.binaryVersion >= 90 &&
-                      cudaOccupancyMaxActiveClusters(&active, decode_mma_kernel<T, D, true>, &config) == cudaSuccess;
-      if (!ok) (void)cudaGetLastError();
-      it = fits.emplace(key, ok && active > 0).first;
-    }
-    if (!it->second) return false;
-  }
-  check(cudaLaunchKernelEx(&config, decode_mma_kernel<T, D, true>, p, chunk, static_cast<float*>(nullptr),
-                           static_cast<float*>(nullptr)),
-        "scaled_dot_product_attention: cluster launch");
-  return true;
-}
-
 template <class T, int D>
 void launch_decode_with(const AttnParams<T>& p, const array& out) {
   constexpr size_t smem = decode_smem_bytes<D>();
@@ -462,14 +361,9 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
   cudaStream_t st = stream_of(out);  // also makes the device current for the attribute below
   static std::atomic<uint64_t> attribute_set{0};  // one bit per device: set once, not per launch
   if (dev >= 64 || !(attribute_set.load() >> dev & 1)) {
-    for (auto kernel : {decode_mma_kernel<T, D, false>, decode_mma_kernel<T, D, true>}) {
-      check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
-            "scaled_dot_product_attention: shared memory size");
-    }
-    if (props.major >= 9) {
-      check(cudaFuncSetAttribute(decode_mma_kernel<T, D, true>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1),
-            "scaled_dot_product_attention: cluster size");
-    }
+    check(cudaFuncSetAttribute(decode_mma_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(smem)),
+          "scaled_dot_product_attention: shared memory size");
     if (dev < 64) attribute_set.fetch_or(uint64_t{1} << dev);
   }
   const int64_t bh = static_cast<int64_t>(p.B) * p.Hkv;
@@ -483,11 +377,6 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
   }();
   const int64_t tiles = (p.Lk + kKeys - 1) / kKeys;
   const int64_t per_split = bh * row_groups;
-  if (props.major >= 9 && cluster_enabled() &&
-      launch_decode_cluster<T, D>(p, out, st, blocks_per_sm * props.multiProcessorCount / per_split, bh, row_groups,
-                                  tiles)) {
-    return;
-  }
   int64_t splits = std::max<int64_t>(1, (blocks_per_sm * props.multiProcessorCount + per_split - 1) / per_split);
   splits = std::min<int64_t>({splits, tiles, kMaxSplits});
   const int64_t chunk_tiles = (tiles + splits - 1) / splits;
@@ -495,7 +384,7 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
   const int chunk = static_cast<int>(chunk_tiles * kKeys);
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(bh), static_cast<unsigned>(row_groups));
   if (splits == 1) {
-    decode_mma_kernel<T, D, false><<<grid, kThreads, smem, st>>>(p, chunk, nullptr, nullptr);
+    decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, nullptr, nullptr);
     check_launch("scaled_dot_product_attention");
     return;
   }
@@ -508,7 +397,7 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
     part_o = static_cast<float*>(scratch->write_gpu(dev, out.stream().index));
   }
   float* part_ml = part_o + splits * rows * D;
-  decode_mma_kernel<T, D, false><<<grid, kThreads, smem, st>>>(p, chunk, part_o, part_ml);
+  decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, part_o, part_ml);
   check_launch("scaled_dot_product_attention");
 
   cudaLaunchConfig_t config{};
