@@ -20,8 +20,21 @@ cmake -S python -B build-py -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=ON -
 ninja -C build-py -j"$(nproc)" all "$@" >"$out/build-py.log" 2>&1 || { grep -E "error|Error" -A5 "$out/build-py.log" | head -80; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 PYTHONPATH=build-py:$PYTHONPATH python3 -c "import kiln as kn; print('cuda', kn.built_with_cuda(), 'gpu', kn.gpu_available())"
+# A C++ exception turned into a Python one, in a fresh process: the first pytest run on a GPU
+# machine crashed (SIGSEGV) at its first such exception.
+PYTHONPATH=build-py:$PYTHONPATH python3 -X faulthandler -c "
+import kiln as kn
+try:
+    kn.array([[1, 2], [3]])
+except ValueError as e:
+    print('C++ exceptions reach Python:', e)"
 PYTHONPATH=build-py:$PYTHONPATH timeout "${PYTEST_TIMEOUT:-900}" python3 -m pytest -q -rs python/tests >"$out/pytest.log" 2>&1
 rc=$?
 echo "pytest exit $rc"
 tail -15 "$out/pytest.log"
+if [ $rc -ge 128 ] && command -v gdb >/dev/null; then  # killed by a signal: where, in C++
+  PYTHONPATH=build-py:$PYTHONPATH timeout 300 gdb -batch -ex run -ex bt --args python3 -m pytest -q -x -p no:faulthandler \
+    python/tests >"$out/pytest-gdb.log" 2>&1
+  grep -A30 "received signal" "$out/pytest-gdb.log" | head -40
+fi
 exit $rc
