@@ -21,13 +21,20 @@ ninja -C build-py -j"$(nproc)" all "$@" >"$out/build-py.log" 2>&1 || { grep -E "
 echo "build: $(( $(date +%s) - t0 )) s"
 PYTHONPATH=build-py:$PYTHONPATH python3 -c "import kiln as kn; print('cuda', kn.built_with_cuda(), 'gpu', kn.gpu_available())"
 # A C++ exception turned into a Python one, in a fresh process: the first pytest run on a GPU
-# machine crashed (SIGSEGV) at its first such exception.
-PYTHONPATH=build-py:$PYTHONPATH python3 -X faulthandler -c "
+# machine crashed (SIGSEGV) at its first such exception, which kiln_tests (a C++ program) never
+# does. A preloaded library that looks up __cxa_throw before Python loads libstdc++ would do
+# that, so the preloads are printed, and the check runs again with libstdc++ preloaded too.
+echo "LD_PRELOAD='${LD_PRELOAD:-}' /etc/ld.so.preload: $(cat /etc/ld.so.preload 2>/dev/null | tr '\n' ' ')"
+exception_check='
 import kiln as kn
 try:
     kn.array([[1, 2], [3]])
 except ValueError as e:
-    print('C++ exceptions reach Python:', e)"
+    print("C++ exceptions reach Python:", e)'
+PYTHONPATH=build-py:$PYTHONPATH python3 -X faulthandler -c "$exception_check" 2>&1 | head -5
+stdcxx=$(g++ -print-file-name=libstdc++.so)
+LD_PRELOAD="$stdcxx ${LD_PRELOAD:-}" PYTHONPATH=build-py:$PYTHONPATH python3 -X faulthandler -c "$exception_check" 2>&1 |
+  sed 's/^/(libstdc++ preloaded) /' | head -5
 PYTHONPATH=build-py:$PYTHONPATH timeout "${PYTEST_TIMEOUT:-900}" python3 -m pytest -q -rs python/tests >"$out/pytest.log" 2>&1
 rc=$?
 echo "pytest exit $rc"
