@@ -31,10 +31,16 @@ try:
     kn.array([[1, 2], [3]])
 except ValueError as e:
     print("C++ exceptions reach Python:", e)'
-PYTHONPATH=build-py:$PYTHONPATH python3 -X faulthandler -c "$exception_check" 2>&1 | head -5
+plain=$(PYTHONPATH=build-py:$PYTHONPATH python3 -X faulthandler -c "$exception_check" 2>&1 | head -5)
+echo "$plain"
 stdcxx=$(g++ -print-file-name=libstdc++.so)
-LD_PRELOAD="$stdcxx ${LD_PRELOAD:-}" PYTHONPATH=build-py:$PYTHONPATH python3 -X faulthandler -c "$exception_check" 2>&1 |
-  sed 's/^/(libstdc++ preloaded) /' | head -5
+preloaded=$(LD_PRELOAD="$stdcxx ${LD_PRELOAD:-}" PYTHONPATH=build-py:$PYTHONPATH python3 -X faulthandler \
+  -c "$exception_check" 2>&1 | head -5)
+echo "(libstdc++ preloaded) $preloaded"
+if [[ "$plain" != *"reach Python"* && "$preloaded" == *"reach Python"* ]]; then
+  echo "pytest runs with libstdc++ preloaded"
+  export LD_PRELOAD="$stdcxx ${LD_PRELOAD:-}"
+fi
 PYTHONPATH=build-py:$PYTHONPATH timeout "${PYTEST_TIMEOUT:-900}" python3 -m pytest -q -rs python/tests >"$out/pytest.log" 2>&1
 rc=$?
 echo "pytest exit $rc"
