@@ -94,7 +94,8 @@ KILN_AVX2 void range_avx2(int64_t M, int64_t N, int64_t K, const float* a, const
       __m256 wv[U];
       for (int u = 0; u < U; ++u) wv[u] = load8(wr + k + 8 * u);
       for (int m = 0; m < MR; ++m) {
-        for (int u = 0; u < U; ++u) acc[m][u] = _mm256_fmadd_ps(wv[u], _mm256_loadu_ps(a + m * K + k + 8 * u), acc[m][u]);
+        for (int u = 0; u < U; ++u)
+          acc[m][u] = _mm256_fmadd_ps(wv[u], _mm256_loadu_ps(a + m * K + k + 8 * u), acc[m][u]);
       }
     }
     for (; k + 8 <= K; k += 8) {

@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <type_traits>
 
 #include "kiln/backend/cuda/attention.cuh"
@@ -331,6 +332,63 @@ __global__ void __launch_bounds__(kMergeThreads)
   }
 }
 
+// (m, l, o) += (ms, ls, x): two online-softmax partials (base-2 max, sum, unnormalized output)
+// as one; a partial that saw no key has m = -inf and adds nothing.
+__device__ __forceinline__ void merge_partial(float& m, float& l, float4& o, float ms, float ls, float4 x) {
+  const float mn = fmaxf(m, ms);
+  const float a = m == -INFINITY ? 0.f : exp2f(m - mn);
+  const float b = ms == -INFINITY ? 0.f : exp2f(ms - mn);
+  m = mn;
+  l = l * a + ls * b;
+  o.x = o.x * a + x.x * b;
+  o.y = o.y * a + x.y * b;
+  o.z = o.z * a + x.z * b;
+  o.w = o.w * a + x.w * b;
+}
+
+// The same merge in one round of reads, with no pass for the maximum first: thread (group, lane)
+// folds 4 features of splits group, group + G, ... into a running (max, sum, output) as it reads
+// them, and group 0 then folds the groups' results. Opt-in (KILN_DECODE_MERGE=online) until a GPU
+// has measured it against the kernel above.
+template <class T>
+__global__ void __launch_bounds__(kMergeThreads)
+    decode_merge_online_kernel(const float* __restrict__ part_o, const float* __restrict__ part_ml, T* __restrict__ out,
+                               int64_t rows, int D, int splits) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  cudaGridDependencySynchronize();  // the partials are written (programmatic dependent launch)
+#endif
+  __shared__ float4 group_o[kMergeThreads];
+  __shared__ float2 group_ml[kMergeThreads];
+  const int64_t row = blockIdx.x;
+  const int lanes = D / 4, groups = kMergeThreads / lanes;
+  const int lane = threadIdx.x % lanes, grp = threadIdx.x / lanes;
+  float m = -INFINITY, l = 0.f;
+  float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+  if (grp < groups) {
+#pragma unroll 4
+    for (int s = grp; s < splits; s += groups) {
+      const int64_t pr = s * rows + row;
+      merge_partial(m, l, acc, part_ml[pr * 2], part_ml[pr * 2 + 1],
+                    reinterpret_cast<const float4*>(part_o + pr * D)[lane]);
+    }
+  }
+  group_o[threadIdx.x] = acc;
+  group_ml[threadIdx.x] = make_float2(m, l);
+  __syncthreads();
+  if (grp == 0) {
+    for (int gg = 1; gg < groups; ++gg) {
+      const float2 ml = group_ml[gg * lanes + lane];
+      merge_partial(m, l, acc, ml.x, ml.y, group_o[gg * lanes + lane]);
+    }
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    T* o = out + row * D + lane * 4;
+    o[0] = convert<T>(acc.x * inv);
+    o[1] = convert<T>(acc.y * inv);
+    o[2] = convert<T>(acc.z * inv);
+    o[3] = convert<T>(acc.w * inv);
+  }
+}
+
 // Scratch for the partials, one per (device, stream), kept for the process: an allocation per
 // call would add an allocation and a free node to every captured decode step. Kernels on one
 // stream run in order, so they share it. A larger need gets a new block outside a capture (the
@@ -410,8 +468,13 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
   attr.val.programmaticStreamSerializationAllowed = 1;
   config.attrs = &attr;
   config.numAttrs = props.major >= 9 ? 1 : 0;
-  check(cudaLaunchKernelEx(&config, decode_merge_kernel<T>, static_cast<const float*>(part_o),
-                           static_cast<const float*>(part_ml), p.out, rows, D, static_cast<int>(splits)),
+  static const bool online = [] {
+    const char* e = std::getenv("KILN_DECODE_MERGE");
+    return e && std::string(e) == "online";
+  }();
+  check(cudaLaunchKernelEx(&config, online ? decode_merge_online_kernel<T> : decode_merge_kernel<T>,
+                           static_cast<const float*>(part_o), static_cast<const float*>(part_ml), p.out, rows, D,
+                           static_cast<int>(splits)),
         "scaled_dot_product_attention: merge launch");
 }
 
