@@ -276,6 +276,15 @@ __device__ __forceinline__ float block_reduce(float v, bool is_max, float* scrat
   return v;
 }
 
+// out[0 .. 3] = x * scale in T: a merge thread's four features of one output row.
+template <class T>
+__device__ __forceinline__ void store_scaled4(T* out, float4 x, float scale) {
+  out[0] = convert<T>(x.x * scale);
+  out[1] = convert<T>(x.y * scale);
+  out[2] = convert<T>(x.z * scale);
+  out[3] = convert<T>(x.w * scale);
+}
+
 // One block per output row: out = sum_s o_s 2^(m_s - M) / sum_s l_s 2^(m_s - M), or zeros when
 // no split saw a key. Threads (group, lane) sum 4 features of splits group, group + G, ...
 template <class T>
@@ -324,11 +333,7 @@ __global__ void __launch_bounds__(kMergeThreads)
       acc.z += x.z;
       acc.w += x.w;
     }
-    T* o = out + row * D + lane * 4;
-    o[0] = convert<T>(acc.x * inv);
-    o[1] = convert<T>(acc.y * inv);
-    o[2] = convert<T>(acc.z * inv);
-    o[3] = convert<T>(acc.w * inv);
+    store_scaled4(out + row * D + lane * 4, acc, inv);
   }
 }
 
@@ -381,11 +386,7 @@ __global__ void __launch_bounds__(kMergeThreads)
       merge_partial(m, l, acc, ml.x, ml.y, group_o[gg * lanes + lane]);
     }
     const float inv = l > 0.f ? 1.f / l : 0.f;
-    T* o = out + row * D + lane * 4;
-    o[0] = convert<T>(acc.x * inv);
-    o[1] = convert<T>(acc.y * inv);
-    o[2] = convert<T>(acc.z * inv);
-    o[3] = convert<T>(acc.w * inv);
+    store_scaled4(out + row * D + lane * 4, acc, inv);
   }
 }
 
