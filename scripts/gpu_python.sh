@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine for the Python bindings: one CUDA build of the library serving
 # the module (kiln._core) and the C++ tests and benchmarks, then pytest on the GPU.
-#   scripts/gpu_python.sh [extra ninja targets]
+#   scripts/gpu_python.sh [extra ninja targets]   (PYTEST_TIMEOUT=0: build and checks, no pytest)
 # The module lands in build-py/kiln (PYTHONPATH=build-py), kiln_tests and the benchmarks in
 # build-py/kiln_lib. nanobind and pytest come from the carried wheels (.whl/ or .whlpy/). Logs go to $OUT.
 set -uo pipefail
@@ -41,12 +41,13 @@ if [[ "$plain" != *"reach Python"* && "$preloaded" == *"reach Python"* ]]; then
   echo "pytest runs with libstdc++ preloaded"
   export LD_PRELOAD="$stdcxx ${LD_PRELOAD:-}"
 fi
+[ "${PYTEST_TIMEOUT:-900}" = 0 ] && exit 0  # build and checks only
 PYTHONPATH=build-py:$PYTHONPATH timeout "${PYTEST_TIMEOUT:-900}" python3 -m pytest -q -rs python/tests >"$out/pytest.log" 2>&1
 rc=$?
 echo "pytest exit $rc"
 tail -15 "$out/pytest.log"
 if [ $rc -ge 128 ] && command -v gdb >/dev/null; then  # killed by a signal: where, in C++
-  PYTHONPATH=build-py:$PYTHONPATH timeout 300 gdb -batch -ex run -ex bt --args python3 -m pytest -q -x -p no:faulthandler \
+  PYTHONPATH=build-py:$PYTHONPATH timeout "${GDB_TIMEOUT:-300}" gdb -batch -ex run -ex bt --args python3 -m pytest -q -x -p no:faulthandler \
     python/tests >"$out/pytest-gdb.log" 2>&1
   grep -A30 "received signal" "$out/pytest-gdb.log" | head -40
 fi
