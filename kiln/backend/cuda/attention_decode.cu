@@ -102,7 +102,7 @@ __device__ void merge_if_last(const AttnParams<T>& p, const float* part_o, const
     const int64_t row = (static_cast<int64_t>(b) * p.Hq + hk * p.group + rr / p.Lq) * p.Lq + rr % p.Lq;
     float m = -INFINITY, l = 0.f;
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll 8
+#pragma unroll 16  // up to 16 splits' loads in flight at once: this merge is on the critical path
     for (int s = 0; s < splits; ++s) {
       const int64_t pr = s * rows_all + row;
       const float2 ml = __ldcg(reinterpret_cast<const float2*>(part_ml) + pr);
