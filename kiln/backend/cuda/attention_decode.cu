@@ -21,8 +21,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <string>
-#include <tuple>
 #include <type_traits>
 
 #include "kiln/backend/cuda/attention.cuh"
@@ -81,42 +79,9 @@ __device__ __forceinline__ void merge_partial(float& m, float& l, float4& o, flo
   o.w = o.w * a + x.w * b;
 }
 
-// The last of a row group's split blocks to finish merges the group's partials itself, so no
-// second kernel is launched (KILN_DECODE_MERGE=tail). Each block publishes its partials, then
-// counts itself in; the block that counts last reads them all through L2 and resets the count
-// for the next call (and graph replay).
-template <class T>
-__device__ void merge_if_last(const AttnParams<T>& p, const float* part_o, const float* part_ml, int* arrivals,
-                              int row0, int nrows, int D) {
-  __shared__ bool last;
-  __threadfence();  // this block's partials are visible to whichever block merges
-  __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(arrivals, 1) == static_cast<int>(gridDim.x) - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  const int splits = gridDim.x, lanes = D / 4, hk = blockIdx.y % p.Hkv, b = blockIdx.y / p.Hkv;
-  const int64_t rows_all = static_cast<int64_t>(p.B) * p.Hq * p.Lq;
-  for (int idx = threadIdx.x; idx < nrows * lanes; idx += blockDim.x) {
-    const int r = idx / lanes, lane = idx % lanes, rr = row0 + r;
-    const int64_t row = (static_cast<int64_t>(b) * p.Hq + hk * p.group + rr / p.Lq) * p.Lq + rr % p.Lq;
-    float m = -INFINITY, l = 0.f;
-    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll 16  // up to 16 splits' loads in flight at once: this merge is on the critical path
-    for (int s = 0; s < splits; ++s) {
-      const int64_t pr = s * rows_all + row;
-      const float2 ml = __ldcg(reinterpret_cast<const float2*>(part_ml) + pr);
-      merge_partial(m, l, acc, ml.x, ml.y, __ldcg(reinterpret_cast<const float4*>(part_o + pr * D) + lane));
-    }
-    store_scaled4(p.out + row * D + lane * 4, acc, l > 0.f ? 1.f / l : 0.f);
-  }
-  if (threadIdx.x == 0) *arrivals = 0;
-}
-
 template <class T, int D>
 __global__ void __launch_bounds__(kThreads)
-    decode_mma_kernel(AttnParams<T> p, int chunk, float* __restrict__ part_o, float* __restrict__ part_ml,
-                      int* __restrict__ arrivals) {
+    decode_mma_kernel(AttnParams<T> p, int chunk, float* __restrict__ part_o, float* __restrict__ part_ml) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   constexpr int LD = row_ld<D>();
   constexpr int KS = D / 16;     // 16-wide k steps of Q K^T
@@ -313,86 +278,19 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   }
-  if (!single && arrivals) merge_if_last<T>(p, part_o, part_ml, arrivals + bh * gridDim.z + z, row0, nrows, D);
 #else
   __trap();  // needs sm_80 or newer; the host side never launches it elsewhere
 #endif
 }
 
-__device__ __forceinline__ float block_reduce(float v, bool is_max, float* scratch) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) {
-    const float o = __shfl_xor_sync(0xffffffffu, v, off);
-    v = is_max ? fmaxf(v, o) : v + o;
-  }
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = scratch[0];
-  for (int w = 1; w < kMergeThreads / 32; ++w) v = is_max ? fmaxf(v, scratch[w]) : v + scratch[w];
-  __syncthreads();  // scratch is reused by the next call
-  return v;
-}
-
 // One block per output row: out = sum_s o_s 2^(m_s - M) / sum_s l_s 2^(m_s - M), or zeros when
-// no split saw a key. Threads (group, lane) sum 4 features of splits group, group + G, ...
+// no split saw a key, in one round of reads: thread (group, lane) folds 4 features of splits
+// group, group + G, ... into a running (max, sum, output) as it reads them, and group 0 then
+// folds the groups' results. (Finding the maximum first costs two more dependent rounds: slower
+// on an H200. So was merging in the last split block to finish, with no second kernel.)
 template <class T>
 __global__ void __launch_bounds__(kMergeThreads)
     decode_merge_kernel(const float* __restrict__ part_o, const float* __restrict__ part_ml, T* __restrict__ out,
-                        int64_t rows, int D, int splits) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  cudaGridDependencySynchronize();  // the partials are written (programmatic dependent launch)
-#endif
-  __shared__ float weight[kMaxSplits];
-  __shared__ float scratch[kMergeThreads / 32];
-  __shared__ float4 sums[kMergeThreads];
-  const int64_t row = blockIdx.x;
-  float mx = -INFINITY;
-  for (int s = threadIdx.x; s < splits; s += kMergeThreads) mx = fmaxf(mx, part_ml[(s * rows + row) * 2]);
-  const float M = block_reduce(mx, true, scratch);
-  float lsum = 0.f;
-  for (int s = threadIdx.x; s < splits; s += kMergeThreads) {
-    const float ms = part_ml[(s * rows + row) * 2];
-    const float w = ms == -INFINITY ? 0.f : exp2f(ms - M);
-    weight[s] = w;
-    lsum += part_ml[(s * rows + row) * 2 + 1] * w;
-  }
-  const float L = block_reduce(lsum, false, scratch);  // its barrier also publishes `weight`
-  const float inv = L > 0.f ? 1.f / L : 0.f;
-  const int lanes = D / 4, groups = kMergeThreads / lanes;
-  const int lane = threadIdx.x % lanes, grp = threadIdx.x / lanes;
-  float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-  if (grp < groups) {
-    for (int s = grp; s < splits; s += groups) {
-      const float4 x = reinterpret_cast<const float4*>(part_o + (s * rows + row) * D)[lane];
-      const float w = weight[s];
-      acc.x += x.x * w;
-      acc.y += x.y * w;
-      acc.z += x.z * w;
-      acc.w += x.w * w;
-    }
-  }
-  sums[threadIdx.x] = acc;
-  __syncthreads();
-  if (grp == 0) {
-    for (int gg = 1; gg < groups; ++gg) {
-      const float4 x = sums[gg * lanes + lane];
-      acc.x += x.x;
-      acc.y += x.y;
-      acc.z += x.z;
-      acc.w += x.w;
-    }
-    store_scaled4(out + row * D + lane * 4, acc, inv);
-  }
-}
-
-// The same merge in one round of reads, with no pass for the maximum first: thread (group, lane)
-// folds 4 features of splits group, group + G, ... into a running (max, sum, output) as it reads
-// them, and group 0 then folds the groups' results. Opt-in (KILN_DECODE_MERGE=online) until a GPU
-// has measured it against the kernel above.
-template <class T>
-__global__ void __launch_bounds__(kMergeThreads)
-    decode_merge_online_kernel(const float* __restrict__ part_o, const float* __restrict__ part_ml, T* __restrict__ out,
                                int64_t rows, int D, int splits) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   cudaGridDependencySynchronize();  // the partials are written (programmatic dependent launch)
@@ -425,54 +323,26 @@ __global__ void __launch_bounds__(kMergeThreads)
   }
 }
 
-// Scratch for the partials and for the tail merge's arrival counts, one block of each kind per
-// (device, stream), kept for the process: an allocation per call would add an allocation and a
-// free node to every captured decode step. Kernels on one stream run in order, so they share it.
-// A larger need gets a new block outside a capture (the old one stays: queued work or a captured
-// graph may still use it); during one, nullptr. Count blocks start zeroed, and each merge leaves
-// its counts at zero again.
-enum class Scratch { kPartials, kArrivals };
-void* decode_scratch(Scratch kind, size_t bytes, int dev, int stream, cudaStream_t st) {
+// Scratch for the partials, one per (device, stream), kept for the process: an allocation per
+// call would add an allocation and a free node to every captured decode step. Kernels on one
+// stream run in order, so they share it. A larger need gets a new block outside a capture (the
+// old one stays: queued work or a captured graph may still use it); during one, nullptr.
+float* partials_scratch(size_t bytes, int dev, int stream, cudaStream_t st) {
   struct Block {
     void* ptr = nullptr;
     size_t bytes = 0;
   };
   static std::mutex mutex;
-  static std::map<std::tuple<Scratch, int, int>, Block> blocks;
+  static std::map<std::pair<int, int>, Block> blocks;
   std::lock_guard<std::mutex> lock(mutex);
-  Block& b = blocks[{kind, dev, stream}];
-  if (b.bytes >= bytes) return b.ptr;
+  Block& b = blocks[{dev, stream}];
+  if (b.bytes >= bytes) return static_cast<float*>(b.ptr);
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   check(cudaStreamIsCapturing(st, &capture), "cudaStreamIsCapturing");
   if (capture != cudaStreamCaptureStatusNone) return nullptr;
   b.bytes = std::max(bytes, 2 * b.bytes);
   b.ptr = allocator::gpu_malloc(b.bytes, dev, stream);
-  if (kind == Scratch::kArrivals) check(cudaMemsetAsync(b.ptr, 0, b.bytes, st), "decode attention: zero counts");
-  return b.ptr;
-}
-
-// Where the split blocks' partials are merged: a second kernel reading each row's partials twice
-// (two_pass, the default), a second kernel reading them once (online), or the last split block of
-// each row group (tail). KILN_DECODE_MERGE picks one, for measuring them against each other.
-enum class Merge { kTwoPass, kOnline, kTail };
-Merge merge_choice() {
-  static const Merge m = [] {
-    const char* e = std::getenv("KILN_DECODE_MERGE");
-    const std::string v = e ? e : "";
-    return v == "online" ? Merge::kOnline : v == "tail" ? Merge::kTail : Merge::kTwoPass;
-  }();
-  return m;
-}
-
-// Scratch for this call: the persistent block, or during a capture's first call a buffer freed in
-// stream order after the kernels (`keep` holds it until then).
-void* call_scratch(Scratch kind, size_t bytes, const array& out, cudaStream_t st, std::shared_ptr<Buffer>& keep) {
-  const int dev = out.device().index;
-  if (void* p = decode_scratch(kind, bytes, dev, out.stream().index, st)) return p;
-  keep = std::make_shared<Buffer>(bytes);
-  void* p = keep->write_gpu(dev, out.stream().index);
-  if (kind == Scratch::kArrivals) check(cudaMemsetAsync(p, 0, bytes, st), "decode attention: zero counts");
-  return p;
+  return static_cast<float*>(b.ptr);
 }
 
 template <class T, int D>
@@ -506,24 +376,21 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
   const int chunk = static_cast<int>(chunk_tiles * kKeys);
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(bh), static_cast<unsigned>(row_groups));
   if (splits == 1) {
-    decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, nullptr, nullptr, nullptr);
+    decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, nullptr, nullptr);
     check_launch("scaled_dot_product_attention");
     return;
   }
   const int64_t rows = static_cast<int64_t>(p.B) * p.Hq * p.Lq;
-  std::shared_ptr<Buffer> keep_partials, keep_arrivals;
-  float* part_o = static_cast<float*>(call_scratch(
-      Scratch::kPartials, sizeof(float) * static_cast<size_t>(splits * rows * (D + 2)), out, st, keep_partials));
-  float* part_ml = part_o + splits * rows * D;
-  const Merge merge = merge_choice();
-  int* arrivals = nullptr;
-  if (merge == Merge::kTail) {
-    arrivals = static_cast<int*>(
-        call_scratch(Scratch::kArrivals, sizeof(int) * static_cast<size_t>(bh * row_groups), out, st, keep_arrivals));
+  const size_t bytes = sizeof(float) * static_cast<size_t>(splits * rows * (D + 2));
+  float* part_o = partials_scratch(bytes, dev, out.stream().index, st);
+  std::shared_ptr<Buffer> scratch;  // a capture's first call: freed in stream order after the kernels
+  if (!part_o) {
+    scratch = std::make_shared<Buffer>(bytes);
+    part_o = static_cast<float*>(scratch->write_gpu(dev, out.stream().index));
   }
-  decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, part_o, part_ml, arrivals);
+  float* part_ml = part_o + splits * rows * D;
+  decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, part_o, part_ml);
   check_launch("scaled_dot_product_attention");
-  if (merge == Merge::kTail) return;
 
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned>(rows));
@@ -535,7 +402,7 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
   attr.val.programmaticStreamSerializationAllowed = 1;
   config.attrs = &attr;
   config.numAttrs = props.major >= 9 ? 1 : 0;
-  check(cudaLaunchKernelEx(&config, merge == Merge::kOnline ? decode_merge_online_kernel<T> : decode_merge_kernel<T>,
+  check(cudaLaunchKernelEx(&config, decode_merge_kernel<T>,
                            static_cast<const float*>(part_o), static_cast<const float*>(part_ml), p.out, rows, D,
                            static_cast<int>(splits)),
         "scaled_dot_product_attention: merge launch");
