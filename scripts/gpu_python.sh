@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine for the Python bindings: one CUDA build of the library serving
 # the module (kiln._core) and the C++ tests and benchmarks, then pytest on the GPU.
-#   scripts/gpu_python.sh [extra ninja targets]   (PYTEST_TIMEOUT=0: build and checks, no pytest)
+#   scripts/gpu_python.sh [extra ninja targets]   (PYTEST_TIMEOUT=0: build and checks, no pytest;
+#   KILN_PY_CMAKE_ARGS: more cmake arguments)
 # The module lands in build-py/kiln (PYTHONPATH=build-py), kiln_tests and the benchmarks in
 # build-py/kiln_lib. nanobind and pytest come from the carried wheels (.whl/ or .whlpy/). Logs go to $OUT.
 set -uo pipefail
@@ -16,7 +17,7 @@ python3 -m pip install -q --no-index --no-deps --target /tmp/py-site $w/nanobind
 export PYTHONPATH=/tmp/py-site:${PYTHONPATH:-}
 t0=$(date +%s)
 cmake -S python -B build-py -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-  -DKILN_BUILD_TESTS=ON -DKILN_BUILD_BENCH=ON >"$out/configure-py.log" 2>&1 || { tail -30 "$out/configure-py.log"; exit 1; }
+  -DKILN_BUILD_TESTS=ON -DKILN_BUILD_BENCH=ON ${KILN_PY_CMAKE_ARGS:-} >"$out/configure-py.log" 2>&1 || { tail -30 "$out/configure-py.log"; exit 1; }
 ninja -C build-py -j"$(nproc)" all "$@" >"$out/build-py.log" 2>&1 || { grep -E "error|Error" -A5 "$out/build-py.log" | head -80; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 PYTHONPATH=build-py:$PYTHONPATH python3 -c "import kiln as kn; print('cuda', kn.built_with_cuda(), 'gpu', kn.gpu_available())"
