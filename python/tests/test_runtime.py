@@ -68,3 +68,18 @@ def test_load_safetensors(rng, tmp_path):
             assert_close(loaded[name], ref)
     cast = kn.load_safetensors(path, kn.float32)
     assert all(v.dtype == kn.float32 for v in cast.values())
+
+
+def test_the_module_uses_the_shared_cpp_runtime():
+    # A private copy of libstdc++ inside the module crashes the first formatted error message in
+    # a process that also has the shared runtime (import torch first); the build links the shared
+    # one. The copy shows as libstdc++'s own internals among the module's exported symbols.
+    import shutil
+    import subprocess
+    if shutil.which("nm") is None:
+        pytest.skip("nm (binutils) is not installed")
+    symbols = subprocess.run(["nm", "-D", "--defined-only", kn._core.__file__], capture_output=True, text=True,
+                             check=True).stdout
+    own = [s for s in ("_ZNSt6chrono3_V212steady_clock3nowEv", "_ZNSt6locale7classicEv", "__cxa_throw")
+           if f" {s}\n" in symbols]
+    assert not own, f"kiln._core carries its own C++ runtime: {own}"
