@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -376,6 +377,17 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
     check(cudaFuncSetAttribute(decode_mma_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                static_cast<int>(smem)),
           "scaled_dot_product_attention: shared memory size");
+    // KILN_DECODE_CARVEOUT=max asks for the same L1/shared split for both kernels, so that the
+    // SMs need not be reconfigured between them (opt-in until measured on a GPU).
+    const char* carveout = std::getenv("KILN_DECODE_CARVEOUT");
+    if (carveout && std::strcmp(carveout, "max") == 0) {
+      check(cudaFuncSetAttribute(decode_mma_kernel<T, D>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                 cudaSharedmemCarveoutMaxShared),
+            "scaled_dot_product_attention: carveout");
+      check(cudaFuncSetAttribute(decode_merge_kernel<T>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                 cudaSharedmemCarveoutMaxShared),
+            "scaled_dot_product_attention: carveout");
+    }
     if (dev < 64) attribute_set.fetch_or(uint64_t{1} << dev);
   }
   const int64_t bh = static_cast<int64_t>(p.B) * p.Hkv;
