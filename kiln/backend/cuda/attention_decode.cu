@@ -108,7 +108,13 @@ __device__ __forceinline__ void fold_partials(float& m, float& l, float4& o, con
 
 template <class T, int D>
 __global__ void __launch_bounds__(kThreads)
-    decode_mma_kernel(AttnParams<T> p, int chunk, float* __restrict__ part_o, float* __restrict__ part_ml) {
+    decode_mma_kernel(AttnParams<T> p, int chunk, float* __restrict__ part_o, float* __restrict__ part_ml,
+                      bool early_trigger) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // Lets the merge kernel's blocks be placed now; they still wait for this grid to finish and
+  // its writes to land (cudaGridDependencySynchronize).
+  if (early_trigger) cudaTriggerProgrammaticLaunchCompletion();
+#endif
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   constexpr int LD = row_ld<D>();
   constexpr int KS = D / 16;     // 16-wide k steps of Q K^T
@@ -408,7 +414,7 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
   const int chunk = static_cast<int>(chunk_tiles * kKeys);
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(bh), static_cast<unsigned>(row_groups));
   if (splits == 1) {
-    decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, nullptr, nullptr);
+    decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, nullptr, nullptr, false);
     check_launch("scaled_dot_product_attention");
     return;
   }
@@ -421,7 +427,13 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
     part_o = static_cast<float*>(scratch->write_gpu(dev, out.stream().index));
   }
   float* part_ml = part_o + splits * rows * D;
-  decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, part_o, part_ml);
+  // KILN_DECODE_EARLY_TRIGGER=1: the split kernel releases the merge kernel at its start rather
+  // than at its end (opt-in until measured on a GPU).
+  static const bool early_trigger = [] {
+    const char* e = std::getenv("KILN_DECODE_EARLY_TRIGGER");
+    return e && std::strcmp(e, "1") == 0;
+  }();
+  decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, part_o, part_ml, early_trigger);
   check_launch("scaled_dot_product_attention");
 
   cudaLaunchConfig_t config{};
