@@ -23,3 +23,13 @@ def device(request):
     if request.param == "gpu" and not kn.gpu_available():
         pytest.skip("no GPU present")
     return kn.cpu if request.param == "cpu" else kn.gpu
+
+
+@pytest.fixture
+def cpu_default():
+    """The CPU as the default device for one test, for what only host memory can do (NumPy's
+    DLPack import, zero-copy views); the default device comes back after it."""
+    previous = kn.default_device()
+    kn.set_default_device(kn.cpu)
+    yield
+    kn.set_default_device(previous)

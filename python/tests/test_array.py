@@ -119,7 +119,7 @@ def test_array_protocol_dtype_and_copy(rng):
     assert c.flags.writeable
 
 
-def test_dlpack(rng):
+def test_dlpack(rng, cpu_default):
     ref = random_array(rng, (3, 4), np.float32)
     out = np.from_dlpack(kn.array(ref)[:, 1:])
     np.testing.assert_array_equal(out, ref[:, 1:])

@@ -324,7 +324,7 @@ def test_torch_cpu_tensors_are_shared(rng):
     assert c.tolist() == list(range(10))
 
 
-def test_dlpack_export_to_numpy(rng):
+def test_dlpack_export_to_numpy(rng, cpu_default):
     x = random_array(rng, (5, 6))
     a = kn.array(x)
     assert a.__dlpack_device__() == (1, 0)
@@ -344,7 +344,7 @@ def test_dlpack_export_to_numpy(rng):
 
 
 @needs_torch
-def test_dlpack_export_to_torch_cpu(rng):
+def test_dlpack_export_to_torch_cpu(rng, cpu_default):
     x = random_array(rng, (4, 9))
     a = kn.exp(kn.array(x))
     t = torch.from_dlpack(a)
