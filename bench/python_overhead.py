@@ -3,13 +3,13 @@
 generation from Python beside the C++ `kiln generate`.
 
     PYTHONPATH=build-py python3 bench/python_overhead.py [--build build-cpp] [--model PATH]
-        [--max-tokens 128] [--repeats 3] [--skip-generate] [--skip-calls]
+        [--max-tokens 128] [--repeats 3] [--device cpu|gpu] [--skip-generate] [--skip-calls]
 
 (a) Per call, the median over many timed batches of one tiny-array operation: building the graph
     only (`a + 1.0`, `kn.add(a, b)`), and building plus evaluating it; NumPy's and PyTorch's same
     calls (which run at once) in the same process.
-(b) Tokens per second of greedy decoding of one prompt on the CPU: `kiln generate` (C++, built in
-    --build) and `kn.generate` (Python, streamed), the same model, prompt and token budget, each
+(b) Tokens per second of greedy decoding of one prompt on --device (the CPU unless told):
+    `kiln generate` (C++, built in --build) and `kn.generate` (Python, streamed), the same model, prompt and token budget, each
     in a fresh process, alternating; both report kiln's own decode rate (medians), and the Python
     side also the rate its consumer sees.
 """
@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 
+# The small calls run on the CPU; the generation child gets --device through KILN_DEVICE.
 os.environ.setdefault("KILN_DEVICE", "cpu")
 
 
@@ -102,7 +103,7 @@ def python_generation(model, max_tokens, prompt):
                       "text": "".join(pieces)}))
 
 
-def generate_rates(build, model, max_tokens, prompt, repeats):
+def generate_rates(build, model, max_tokens, prompt, repeats, device):
     exe = os.path.join(build, "kiln")
     if not os.path.exists(exe):
         print(f"(no {exe}: build it with `ninja -C {build} kiln`; no generation figures)")
@@ -111,7 +112,7 @@ def generate_rates(build, model, max_tokens, prompt, repeats):
         print(f"(no model at {model}: no generation figures)")
         return None
     common = ["--model", model, "--prompt", prompt, "--max-tokens", str(max_tokens)]
-    cpp_cmd = [exe, "generate", "--temp", "0", "--device", "cpu"] + common
+    cpp_cmd = [exe, "generate", "--temp", "0", "--device", device] + common
     py_cmd = [sys.executable, os.path.abspath(__file__), "--generation-child"] + common
 
     def cpp_run():
@@ -122,7 +123,8 @@ def generate_rates(build, model, max_tokens, prompt, repeats):
         return {"tokens": int(m.group(1)), "tps": float(m.group(2)), "text": out.stdout.rstrip("\n")}
 
     def python_run():
-        out = subprocess.run(py_cmd, check=True, capture_output=True, text=True)
+        out = subprocess.run(py_cmd, check=True, capture_output=True, text=True,
+                             env=dict(os.environ, KILN_DEVICE=device))
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     # Each side in a fresh process, alternating, so that both start from the same state of the machine
@@ -135,7 +137,7 @@ def generate_rates(build, model, max_tokens, prompt, repeats):
     cpp_tps = statistics.median(r["tps"] for r in cpp)
     py_tps = statistics.median(r["tps"] for r in py)
     seen_tps = statistics.median(r["seen"] for r in py)
-    print(f"Greedy generation on the CPU, {os.path.basename(model)}, at most {max_tokens} tokens, "
+    print(f"Greedy generation on the {device.upper()}, {os.path.basename(model)}, at most {max_tokens} tokens, "
           f"median of {repeats} alternating runs:")
     cpp_runs = ", ".join("%.2f" % r["tps"] for r in cpp)
     py_runs = ", ".join("%.2f" % r["tps"] for r in py)
@@ -157,6 +159,7 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--prompt", default="Write a long story about a potter and her kiln.")
     ap.add_argument("--repeats", type=int, default=3, help="alternating generation runs of each side")
+    ap.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="where the generation runs")
     ap.add_argument("--skip-generate", action="store_true")
     ap.add_argument("--skip-calls", action="store_true")
     ap.add_argument("--generation-child", action="store_true", help=argparse.SUPPRESS)
@@ -167,7 +170,7 @@ def main():
     if not args.skip_calls:
         call_overhead()
     if not args.skip_generate:
-        generate_rates(args.build, args.model, args.max_tokens, args.prompt, args.repeats)
+        generate_rates(args.build, args.model, args.max_tokens, args.prompt, args.repeats, args.device)
     return 0
 
 
