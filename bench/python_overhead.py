@@ -9,9 +9,9 @@ generation from Python beside the C++ `kiln generate`.
     only (`a + 1.0`, `kn.add(a, b)`), and building plus evaluating it; NumPy's and PyTorch's same
     calls (which run at once) in the same process.
 (b) Tokens per second of greedy decoding of one prompt on --device (the CPU unless told):
-    `kiln generate` (C++, built in --build) and `kn.generate` (Python, streamed), the same model, prompt and token budget, each
-    in a fresh process, alternating; both report kiln's own decode rate (medians), and the Python
-    side also the rate its consumer sees.
+    `kiln generate` (C++, built in --build) and `kn.generate` (Python, streamed), the same model,
+    prompt and token budget, each in a fresh process, alternating; both report kiln's own decode
+    rate (medians), and the Python side also the rate its consumer sees.
 """
 import argparse
 import json

@@ -325,7 +325,7 @@ __global__ void __launch_bounds__(kThreads)
 template <class T>
 __global__ void __launch_bounds__(kMergeThreads)
     decode_merge_kernel(const float* __restrict__ part_o, const float* __restrict__ part_ml, T* __restrict__ out,
-                               int64_t rows, int D, int splits) {
+                        int64_t rows, int D, int splits) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   cudaGridDependencySynchronize();  // the partials are written (programmatic dependent launch)
 #endif
@@ -372,6 +372,12 @@ float* partials_scratch(size_t bytes, int dev, int stream, cudaStream_t st) {
   return static_cast<float*>(b.ptr);
 }
 
+// Whether the environment variable `name` is set to `value` (the opt-in switches below).
+bool env_is(const char* name, const char* value) {
+  const char* e = std::getenv(name);
+  return e && std::strcmp(e, value) == 0;
+}
+
 template <class T, int D>
 void launch_decode_with(const AttnParams<T>& p, const array& out) {
   constexpr size_t smem = decode_smem_bytes<D>();
@@ -385,8 +391,7 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
           "scaled_dot_product_attention: shared memory size");
     // KILN_DECODE_CARVEOUT=max asks for the same L1/shared split for both kernels, so that the
     // SMs need not be reconfigured between them (opt-in until measured on a GPU).
-    const char* carveout = std::getenv("KILN_DECODE_CARVEOUT");
-    if (carveout && std::strcmp(carveout, "max") == 0) {
+    if (env_is("KILN_DECODE_CARVEOUT", "max")) {
       check(cudaFuncSetAttribute(decode_mma_kernel<T, D>, cudaFuncAttributePreferredSharedMemoryCarveout,
                                  cudaSharedmemCarveoutMaxShared),
             "scaled_dot_product_attention: carveout");
@@ -429,10 +434,7 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
   float* part_ml = part_o + splits * rows * D;
   // KILN_DECODE_EARLY_TRIGGER=1: the split kernel releases the merge kernel at its start rather
   // than at its end (opt-in until measured on a GPU).
-  static const bool early_trigger = [] {
-    const char* e = std::getenv("KILN_DECODE_EARLY_TRIGGER");
-    return e && std::strcmp(e, "1") == 0;
-  }();
+  static const bool early_trigger = env_is("KILN_DECODE_EARLY_TRIGGER", "1");
   decode_mma_kernel<T, D><<<grid, kThreads, smem, st>>>(p, chunk, part_o, part_ml, early_trigger);
   check_launch("scaled_dot_product_attention");
 
@@ -446,9 +448,8 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
   attr.val.programmaticStreamSerializationAllowed = 1;
   config.attrs = &attr;
   config.numAttrs = props.major >= 9 ? 1 : 0;
-  check(cudaLaunchKernelEx(&config, decode_merge_kernel<T>,
-                           static_cast<const float*>(part_o), static_cast<const float*>(part_ml), p.out, rows, D,
-                           static_cast<int>(splits)),
+  check(cudaLaunchKernelEx(&config, decode_merge_kernel<T>, static_cast<const float*>(part_o),
+                           static_cast<const float*>(part_ml), p.out, rows, D, static_cast<int>(splits)),
         "scaled_dot_product_attention: merge launch");
 }
 
