@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "kiln/io/safetensors.h"
 #include "kiln/kiln.h"
@@ -34,18 +35,23 @@ const char* const kFamilies[] = {"llama", "llama31", "llama32", "mistral", "qwen
 
 fs::path fixtures_dir() { return fs::path(__FILE__).parent_path() / "fixtures"; }
 
-// Fixture sets: the committed one, plus a fresh one when transformers is installed.
+// Fixture sets: the committed one, plus a fresh one when transformers is installed. The fresh
+// set's folder is named after its seed, which failure messages then show; KILN_LLAMA_SEED=N
+// makes that set again.
 const std::vector<fs::path>& fixture_sets() {
-  static test::TempDir* fresh = nullptr;
+  static std::optional<test::TempDir> fresh;  // removed at exit
   static std::vector<fs::path> sets = [] {
     std::vector<fs::path> s{fixtures_dir() / "llama"};
     if (std::system("python3 -c 'import torch, transformers' >/dev/null 2>&1") == 0) {
-      fresh = new test::TempDir("kiln_llama");
+      fresh.emplace("kiln_llama");
+      const char* forced = std::getenv("KILN_LLAMA_SEED");
+      const std::string seed = forced ? std::to_string(std::strtoull(forced, nullptr, 10))
+                                      : std::to_string(test::rng()() % 1000000);
+      const fs::path dir = fresh->path / ("seed_" + seed);
       std::string cmd = "python3 '" + (fixtures_dir() / "llama_reference.py").string() + "' tiny '" +
-                        fresh->path.string() + "' --seed " + std::to_string(test::rng()() % 1000000) +
-                        " >/dev/null 2>&1";
+                        dir.string() + "' --seed " + seed + " >/dev/null 2>&1";
       if (std::system(cmd.c_str()) == 0) {
-        s.push_back(fresh->path);
+        s.push_back(dir);
       } else {
         ADD_FAILURE() << "llama_reference.py failed: " << cmd;
       }
