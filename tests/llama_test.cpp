@@ -8,6 +8,7 @@
 // against transformers' run of the same dequantized weights (tests/fixtures/smollm2_reference.*).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -107,9 +108,16 @@ TEST(Llama, LogitsMatchTransformers) {
         // 32 greedy tokens.
         EXPECT_EQ(greedy(*model, ref.at("prompt"), 32), ref.at("greedy").to_vector<int64_t>()) << what;
 
-        // bfloat16 weights and activations: close to the float32 reference.
+        // bfloat16 weights and activations: close to the float32 reference. The bound is 6e-2, or
+        // half as much again as transformers' own bfloat16 run strays on these weights (fresh
+        // sets carry it). On the CPU over fresh sets, kiln strayed up to 0.046 (108 models),
+        // transformers up to 0.069 (30 models).
         auto half = models::load_llama(dir.string(), bfloat16);
-        EXPECT_LT(test::max_rel_diff((*half)(ids), ref.at("logits")), 6e-2) << what << " bfloat16";
+        double bound = 6e-2;
+        if (ref.count("logits_bf16")) {
+          bound = std::max(bound, 1.5 * test::max_rel_diff(ref.at("logits_bf16"), ref.at("logits")));
+        }
+        EXPECT_LT(test::max_rel_diff((*half)(ids), ref.at("logits")), bound) << what << " bfloat16";
       }
     }
   }
