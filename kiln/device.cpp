@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/backend/cpu/gemv_rows.h"
 #include "kiln/backend/gpu.h"
 #include "kiln/errors.h"
 
@@ -56,6 +57,8 @@ Device& default_device_ref() {
 }  // namespace
 
 bool gpu_available() { return gpu_count() > 0; }
+
+bool fast_16bit_weights(Device d) { return d.type == Device::gpu || cpu::gemv_rows_vectorized(); }
 
 int gpu_count() {
   static int n = [] {

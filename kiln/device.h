@@ -39,6 +39,11 @@ Stream new_stream(Device d);
 bool gpu_available();
 int gpu_count();
 
+// Whether 16-bit floating weights are read at memory speed on `d`: always on a GPU; on the CPU
+// where decoding's products run on vectors (x86-64 with AVX2, FMA and F16C, unless
+// KILN_CPU_SIMD=0). Models load in bfloat16 by default where this holds.
+bool fast_16bit_weights(Device d);
+
 // Bound the GPU work an external profiler records when it starts with recording off
 // (`ncu --profile-from-start off`, `nsys profile --capture-range=cudaProfilerApi`). Without a
 // GPU they do nothing.

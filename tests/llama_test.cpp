@@ -134,6 +134,20 @@ TEST(Llama, TiedAndBiasedFamiliesHaveTheirParameters) {
   EXPECT_EQ(qwen.count("model.layers.0.self_attn.o_proj.bias"), 0u);
 }
 
+// Without a dtype, weights load in bfloat16 where 16-bit weights are read at memory speed (a
+// GPU, a CPU with AVX2/FMA/F16C), else in float32; ctest also runs this with KILN_CPU_SIMD=0.
+TEST(Llama, DefaultDtypeFollowsTheDevice) {
+  for (Device d : test::devices()) {
+    test::DefaultDevice scope(d);
+    auto model = models::load_llama((fixtures_dir() / "llama" / "llama").string());
+    const Dtype expected = fast_16bit_weights(d) ? bfloat16 : float32;
+    for (auto& [name, p] : model->parameters()) ASSERT_EQ(p.dtype(), expected) << name << " on " << test::device_name(d);
+    if (d.type == Device::gpu) EXPECT_EQ(expected, bfloat16);
+  }
+  const char* simd = std::getenv("KILN_CPU_SIMD");
+  if (simd && std::string(simd) == "0") EXPECT_FALSE(fast_16bit_weights(Device::cpu));
+}
+
 // load_llama fuses q/k/v and gate/up into single products; the names, shapes and results stay
 // those of the separate layers, and updating a fused weight falls back to the separate path.
 TEST(Llama, FusedProjectionsKeepNamesAndResults) {

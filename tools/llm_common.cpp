@@ -17,7 +17,7 @@ const char* const kSamplingHelp =
     "  --seed N                random seed (default 0)\n"
     "  --stop TEXT             stop before this text (repeatable)\n"
     "  --device cpu|gpu        default: the GPU when there is one\n"
-    "  --dtype float32|bfloat16|float16  weights (default bfloat16 on a GPU, float32 on the CPU)\n";
+    "  --dtype float32|bfloat16|float16  weights (default bfloat16 on a GPU or an AVX2 CPU, else float32)\n";
 
 namespace {
 

@@ -504,7 +504,8 @@ std::map<std::string, array> gguf_to_hf_weights(const io::GGUFFile& g, const Lla
 
 std::unique_ptr<LlamaForCausalLM> load_llama(const std::string& path, std::optional<Dtype> dtype) {
   if (!fs::exists(path)) fail<io::FileError>("[llama] no such file or directory: '", path, "'");
-  Dtype dt = dtype.value_or(default_device().type == Device::gpu ? bfloat16 : float32);
+  // bfloat16 halves the bytes each decoded token reads, where 16-bit weights are read as fast.
+  Dtype dt = dtype.value_or(fast_16bit_weights(default_device()) ? bfloat16 : float32);
   if (!is_floating(dt)) fail<TypeError>("[llama] weights must be floating, not ", dt);
   std::unique_ptr<LlamaForCausalLM> model;
   if (io::is_gguf_file(path)) {

@@ -134,6 +134,14 @@ void range(int64_t M, int64_t N, int64_t K, const float* a, const T* w, int64_t 
 
 }  // namespace
 
+bool gemv_rows_vectorized() {
+#ifdef KILN_GEMV_AVX2
+  return cpu_has_avx2();
+#else
+  return false;
+#endif
+}
+
 template <class T>
 void gemv_rows_range(int64_t M, int64_t N, int64_t K, const float* a, const T* w, int64_t ldw, T* c, float alpha,
                      float beta, int64_t n0, int64_t n1) {

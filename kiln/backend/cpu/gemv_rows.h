@@ -17,6 +17,9 @@ template <class T>
 void gemv_rows_range(int64_t M, int64_t N, int64_t K, const float* a, const T* w, int64_t ldw, T* c, float alpha,
                      float beta, int64_t n0, int64_t n1);
 
+// Whether gemv_rows_range runs on 8-wide vectors here (16-bit weights then read at memory speed).
+bool gemv_rows_vectorized();
+
 // The rows `a` must hold for M rows: 1, 2, 4 or 8.
 inline int64_t gemv_padded_rows(int64_t M) { return M == 1 ? 1 : M == 2 ? 2 : M <= 4 ? 4 : 8; }
 
