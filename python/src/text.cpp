@@ -203,7 +203,8 @@ void init_text(nb::module_& parent) {
         return kiln::text::load_language_model(path, dtype);
       },
       "path"_a, "dtype"_a = nb::none(),
-      "A GGUF file or a Hugging Face directory (config.json, safetensors, tokenizer.json) as a LanguageModel.");
+      "A GGUF file or a Hugging Face directory (config.json, safetensors, tokenizer.json) as a LanguageModel,\n"
+      "its weights in dtype: by default bfloat16 on a GPU or a CPU with AVX2/FMA/F16C, float32 elsewhere.");
 
   nb::class_<Generation>(m, "Generation",
                          "Text as it is generated: iterate for the pieces; stats and tokens once it has finished.")
