@@ -141,7 +141,9 @@ TEST(Llama, DefaultDtypeFollowsTheDevice) {
     test::DefaultDevice scope(d);
     auto model = models::load_llama((fixtures_dir() / "llama" / "llama").string());
     const Dtype expected = fast_16bit_weights(d) ? bfloat16 : float32;
-    for (auto& [name, p] : model->parameters()) ASSERT_EQ(p.dtype(), expected) << name << " on " << test::device_name(d);
+    for (auto& [name, p] : model->parameters()) {
+      ASSERT_EQ(p.dtype(), expected) << name << " on " << test::device_name(d);
+    }
     if (d.type == Device::gpu) EXPECT_EQ(expected, bfloat16);
   }
   const char* simd = std::getenv("KILN_CPU_SIMD");

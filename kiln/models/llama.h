@@ -184,8 +184,9 @@ std::map<std::string, array> gguf_to_hf_weights(const io::GGUFFile& gguf, const 
 
 // A model loaded from a GGUF file, a Hugging Face directory (config.json + model.safetensors or
 // model.safetensors.index.json), or a path to one of those files. Weights are cast to `dtype`
-// (by default bfloat16 where fast_16bit_weights(default_device()), float32 elsewhere). Throws FileError when nothing loadable is
-// there and ValueError naming every missing or unexpected tensor.
+// (by default bfloat16 where fast_16bit_weights(default_device()), float32 elsewhere). Throws
+// FileError when nothing loadable is there and ValueError naming every missing or unexpected
+// tensor.
 std::unique_ptr<LlamaForCausalLM> load_llama(const std::string& path, std::optional<Dtype> dtype = std::nullopt);
 
 }  // namespace kiln::models

@@ -1,4 +1,7 @@
 """Devices, streams, evaluation, memory accounting and file loading."""
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -74,8 +77,6 @@ def test_the_module_uses_the_shared_cpp_runtime():
     # A private copy of libstdc++ inside the module crashes the first formatted error message in
     # a process that also has the shared runtime (import torch first); the build links the shared
     # one. The copy shows as libstdc++'s own internals among the module's exported symbols.
-    import shutil
-    import subprocess
     if shutil.which("nm") is None:
         pytest.skip("nm (binutils) is not installed")
     symbols = subprocess.run(["nm", "-D", "--defined-only", kn._core.__file__], capture_output=True, text=True,
