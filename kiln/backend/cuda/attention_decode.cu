@@ -44,6 +44,12 @@ template <int D>
 constexpr int row_ld() {
   return D + kPad;
 }
+// Row stride of the float32 outputs the warps stage for their merge: 8 floats of padding put
+// the 4 rows of a half-warp's 8-byte stores in different banks (unpadded: 4-way conflicts).
+template <int D>
+constexpr int stage_ld() {
+  return D + 8;
+}
 
 // Q, then two stages of a K and a V tile. The merge at the end reuses the tiles: per warp 16
 // rows of D float32 outputs, then a max and a sum per row.
@@ -53,7 +59,7 @@ constexpr size_t decode_smem_bytes() {
 }
 template <int D>
 constexpr bool merge_fits() {
-  return sizeof(float) * kWarps * kQRows * (D + 2) <= sizeof(uint16_t) * 4 * kKeys * row_ld<D>();
+  return sizeof(float) * kWarps * kQRows * (stage_ld<D>() + 2) <= sizeof(uint16_t) * 4 * kKeys * row_ld<D>();
 }
 static_assert(merge_fits<64>() && merge_fits<128>());
 // out[0 .. 3] = x * scale in T: a merge thread's four features of one output row.
@@ -250,16 +256,20 @@ __global__ void __launch_bounds__(kThreads)
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
   }
-  float* wo = reinterpret_cast<float*>(tiles);  // (warp, row, D)
-  float* wm = wo + kWarps * kQRows * D;         // (warp, row)
+  // Only the rows that stand for a query are staged: a GQA group of 4 fills 4 of the 16, and
+  // staging all 16 (with bank conflicts) cost 0.9 us of GQA's 10.6 on an H200.
+  constexpr int WLD = stage_ld<D>();
+  float* wo = reinterpret_cast<float*>(tiles);  // (warp, row, WLD)
+  float* wm = wo + kWarps * kQRows * WLD;       // (warp, row)
   float* wl = wm + kWarps * kQRows;
 #pragma unroll
-  for (int n = 0; n < NO; ++n) {
+  for (int r = 0; r < 2; ++r) {
+    if (g + 8 * r < nrows) {
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float* dst = wo + (warp * kQRows + g + 8 * r) * D + n * 8 + 2 * t;
-      dst[0] = o[n][2 * r];
-      dst[1] = o[n][2 * r + 1];
+      for (int n = 0; n < NO; ++n) {
+        *reinterpret_cast<float2*>(wo + (warp * kQRows + g + 8 * r) * WLD + n * 8 + 2 * t) =
+            make_float2(o[n][2 * r], o[n][2 * r + 1]);
+      }
     }
   }
   if (t == 0) {
@@ -296,7 +306,7 @@ __global__ void __launch_bounds__(kThreads)
     const int r = idx / D, d = idx % D, rr = row0 + r;
     float acc = 0.f;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) acc += wo[(w * kQRows + r) * D + d] * wm[w * kQRows + r];
+    for (int w = 0; w < kWarps; ++w) acc += wo[(w * kQRows + r) * WLD + d] * wm[w * kQRows + r];
     const int64_t row = (static_cast<int64_t>(b) * p.Hq + hk * p.group + rr / p.Lq) * p.Lq + rr % p.Lq;
     if (single) {
       const float L = row_sum[r];
@@ -322,7 +332,9 @@ __global__ void __launch_bounds__(kThreads)
 // on an H200. So was merging in the last split block to finish, with no second kernel: 13.7
 // against 11.0 us for GQA at 4096 keys, and 37 against 10.2 for MQA; the splits as one
 // thread-block cluster merging through distributed shared memory: 12.4 against 10.5; and this
-// kernel waiting on per-row arrival counts instead of the whole grid: 11.3 against 11.0.)
+// kernel waiting on per-row arrival counts instead of the whole grid: 11.3 against 11.0. Three
+// stages of tiles instead of two: equal for GQA, slower for MHA (23.7 against 23.3) and 32768
+// keys (41.3 against 40.7); at least two tiles a split: slower for MQA, 9.8 against 9.5.)
 template <class T>
 __global__ void __launch_bounds__(kMergeThreads)
     decode_merge_kernel(const float* __restrict__ part_o, const float* __restrict__ part_ml, T* __restrict__ out,
