@@ -37,6 +37,7 @@ constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kPad = 8;  // row padding in shared memory: conflict-free ldmatrix (as the prefill kernel)
 constexpr int kMaxSplits = 1024;
+constexpr int kOneWaveTiles = 4;  // see launch_decode_with
 constexpr int kMergeThreads = 256;
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -400,18 +401,27 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
   }
   const int64_t bh = static_cast<int64_t>(p.B) * p.Hkv;
   const int row_groups = (p.group * p.Lq + kQRows - 1) / kQRows;
-  // About two blocks per SM in all (KILN_DECODE_BLOCKS_PER_SM overrides, for tuning), each at
-  // least one tile of keys.
-  static const int64_t blocks_per_sm = [] {
-    const char* e = std::getenv("KILN_DECODE_BLOCKS_PER_SM");
-    const long v = e ? std::strtol(e, nullptr, 10) : 0;
-    return v > 0 && v <= 64 ? static_cast<int64_t>(v) : int64_t{2};
-  }();
   const int64_t tiles = (p.Lk + kKeys - 1) / kKeys;
   const int64_t per_split = bh * row_groups;
-  int64_t splits = std::max<int64_t>(1, (blocks_per_sm * props.multiProcessorCount + per_split - 1) / per_split);
+  // One block per SM at most when that leaves each at most kOneWaveTiles tiles: where bandwidth
+  // is not the limit, fewer splits mean fewer partials to stage, write and merge (GQA at 4096
+  // keys: 128 blocks of 4 tiles, 9.75 us, against 256 of 2, 10.0). Longer chunks need the
+  // second block's loads in flight on each SM.
+  int64_t splits = std::max<int64_t>(1, props.multiProcessorCount / per_split);
   splits = std::min<int64_t>({splits, tiles, kMaxSplits});
-  const int64_t chunk_tiles = (tiles + splits - 1) / splits;
+  int64_t chunk_tiles = (tiles + splits - 1) / splits;
+  if (chunk_tiles > kOneWaveTiles) {
+    // Otherwise about two blocks per SM in all (KILN_DECODE_BLOCKS_PER_SM overrides, for tuning),
+    // each at least one tile of keys.
+    static const int64_t blocks_per_sm = [] {
+      const char* e = std::getenv("KILN_DECODE_BLOCKS_PER_SM");
+      const long v = e ? std::strtol(e, nullptr, 10) : 0;
+      return v > 0 && v <= 64 ? static_cast<int64_t>(v) : int64_t{2};
+    }();
+    splits = std::max<int64_t>(1, (blocks_per_sm * props.multiProcessorCount + per_split - 1) / per_split);
+    splits = std::min<int64_t>({splits, tiles, kMaxSplits});
+    chunk_tiles = (tiles + splits - 1) / splits;
+  }
   splits = (tiles + chunk_tiles - 1) / chunk_tiles;
   const int chunk = static_cast<int>(chunk_tiles * kKeys);
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(bh), static_cast<unsigned>(row_groups));
