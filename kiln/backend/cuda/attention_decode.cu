@@ -405,12 +405,14 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
   const int64_t per_split = bh * row_groups;
   // One block per SM at most when that leaves each at most kOneWaveTiles tiles: where bandwidth
   // is not the limit, fewer splits mean fewer partials to stage, write and merge (GQA at 4096
-  // keys: 128 blocks of 4 tiles, 9.75 us, against 256 of 2, 10.0). Longer chunks need the
-  // second block's loads in flight on each SM.
+  // keys: 128 blocks of 4 tiles, 9.75 us, against 256 of 2, 10.0), provided they fill 3/4 of
+  // the SMs (2100 keys would give 88 blocks of 3). Longer chunks need the second block's loads
+  // in flight on each SM.
   int64_t splits = std::max<int64_t>(1, props.multiProcessorCount / per_split);
   splits = std::min<int64_t>({splits, tiles, kMaxSplits});
   int64_t chunk_tiles = (tiles + splits - 1) / splits;
-  if (chunk_tiles > kOneWaveTiles) {
+  const int64_t one_wave_blocks = (tiles + chunk_tiles - 1) / chunk_tiles * per_split;
+  if (chunk_tiles > kOneWaveTiles || 4 * one_wave_blocks < 3 * props.multiProcessorCount) {
     // Otherwise about two blocks per SM in all (KILN_DECODE_BLOCKS_PER_SM overrides, for tuning),
     // each at least one tile of keys.
     static const int64_t blocks_per_sm = [] {
