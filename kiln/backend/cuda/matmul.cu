@@ -3,12 +3,18 @@
 // GEMMs, integers and bool to a small tiled kernel. cuBLAS is column-major: the row-major
 // out = a @ b is computed as out^T = b^T a^T, so cuBLAS's "A" is our b and its "B" our a, and a
 // row-major operand is, to cuBLAS, already the transpose it needs.
+//
+// cuBLASLt's heuristic picks the algorithm. With KILN_MATMUL_AUTOTUNE=1, GEMMs of at least
+// KILN_MATMUL_TUNE_FLOPS (default 1e10) instead run the fastest of the heuristic's candidates,
+// each timed on the shape's first call outside a CUDA graph capture (as the convolutions do).
 #include <cublasLt.h>
 #include <cublas_v2.h>
 
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
 #include "kiln/backend/common/matmul_plan.h"
@@ -24,8 +30,26 @@ namespace {
 
 // cuBLASLt's workspace, one per (device, stream); PyTorch gives it the same on Hopper.
 constexpr size_t kWorkspaceBytes = size_t{32} << 20;
-// How many algorithms to ask cuBLASLt's heuristic for; the first that fits the workspace runs.
+// How many algorithms to ask cuBLASLt's heuristic for; the first that fits the workspace runs,
+// or with tuning on, the fastest of them.
 constexpr int kHeuristics = 8;
+
+bool autotune_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("KILN_MATMUL_AUTOTUNE");
+    return v && std::string(v) == "1";
+  }();
+  return on;
+}
+
+// GEMMs of at least this many FLOPs (2 m n k, times the batch) are tuned when tuning is on.
+double tune_flops() {
+  static const double f = [] {
+    const char* v = std::getenv("KILN_MATMUL_TUNE_FLOPS");
+    return v ? std::atof(v) : 1e10;
+  }();
+  return f;
+}
 
 void check_blas(cublasStatus_t st, const char* what) {
   if (st != CUBLAS_STATUS_SUCCESS) fail<RuntimeError>("[matmul] ", what, ": ", cublasGetStatusString(st));
@@ -128,6 +152,11 @@ struct LtPlan {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
   bool found = false;
+  // The heuristic's choices that fit the workspace, in its order; algo is the first. (An array:
+  // nvcc cannot instantiate std::vector's destructor for the unnamed struct cublasLtMatmulAlgo_t.)
+  cublasLtMatmulAlgo_t candidates[kHeuristics] = {};
+  int n_candidates = 0;
+  bool tune_pending = false;  // candidates to time on a call that allows it
 
   ~LtPlan() {
     if (desc) cublasLtMatmulDescDestroy(desc);
@@ -181,11 +210,14 @@ std::shared_ptr<LtPlan> make_lt_plan(const LtKey& k, cublasLtHandle_t lt) {
   if (st == CUBLAS_STATUS_SUCCESS) {
     for (int i = 0; i < returned; ++i) {
       if (results[i].state == CUBLAS_STATUS_SUCCESS && results[i].workspaceSize <= kWorkspaceBytes) {
-        p->algo = results[i].algo;
-        p->found = true;
-        break;
+        p->candidates[p->n_candidates++] = results[i].algo;
       }
     }
+    p->found = p->n_candidates > 0;
+    if (p->found) p->algo = p->candidates[0];
+    const double flops = 2.0 * static_cast<double>(k.m) * static_cast<double>(k.n) * static_cast<double>(k.k) *
+                         static_cast<double>(k.batch);
+    p->tune_pending = p->n_candidates > 1 && autotune_enabled() && flops >= tune_flops();
   } else if (st != CUBLAS_STATUS_NOT_SUPPORTED) {
     check_blas(st, "cublasLtMatmulAlgoGetHeuristic");
   }
@@ -217,6 +249,53 @@ cudaDataType_t cuda_type() {
 }
 
 bool has_bias(cublasLtEpilogue_t e) { return e == CUBLASLT_EPILOGUE_BIAS || e == CUBLASLT_EPILOGUE_RELU_BIAS; }
+
+// Bytes from the first to one past the last element of a column-major operand.
+size_t extent_bytes(int64_t rows, int64_t cols, int64_t ld, int64_t batch, int64_t stride, size_t elem) {
+  return elem * static_cast<size_t>((batch - 1) * stride + (cols - 1) * ld + rows);
+}
+
+// Times plan's candidates on g's own operands and keeps the fastest. Each runs as the call
+// itself would, so the output is written several times: only where that leaves it as one run
+// would (no addend, or one apart from the output), and never during a capture.
+void tune(LtPlan& plan, const Gemm& g, const void* c_in, float alpha, float beta, cublasLtHandle_t lt,
+          cudaStream_t s, StreamState& st, size_t elem) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  check(cudaStreamIsCapturing(s, &capture), "cudaStreamIsCapturing");
+  if (capture != cudaStreamCaptureStatusNone) return;
+  if (beta != 0.f) {
+    const char* o = static_cast<const char*>(g.C);
+    const char* a = static_cast<const char*>(c_in);
+    const size_t bytes = extent_bytes(g.m, g.n, g.ldc, g.batch, g.stride_c, elem);
+    if (a < o + bytes && o < a + bytes) return;  // the addend is (part of) the output
+  }
+  plan.tune_pending = false;
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "cudaEventCreate");
+  check(cudaEventCreate(&stop), "cudaEventCreate");
+  constexpr int kRuns = 3;
+  float best = -1.f;
+  for (int i = 0; i < plan.n_candidates; ++i) {
+    const cublasLtMatmulAlgo_t* algo = &plan.candidates[i];
+    cublasStatus_t ok = CUBLAS_STATUS_SUCCESS;
+    for (int r = 0; r <= kRuns && ok == CUBLAS_STATUS_SUCCESS; ++r) {  // run 0 warms up
+      if (r == 1) check(cudaEventRecord(start, s), "cudaEventRecord");
+      ok = cublasLtMatmul(lt, plan.desc, &alpha, g.A, plan.a, g.B, plan.b, &beta, c_in, plan.c, g.C, plan.c, algo,
+                          st.workspace, kWorkspaceBytes, s);
+    }
+    if (ok != CUBLAS_STATUS_SUCCESS) continue;  // a candidate that cannot run is passed over
+    check(cudaEventRecord(stop, s), "cudaEventRecord");
+    check(cudaEventSynchronize(stop), "cudaEventSynchronize");
+    float ms = 0.f;
+    check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+    if (best < 0.f || ms < best) {
+      best = ms;
+      plan.algo = *algo;
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+}
 
 // float16 / bfloat16 / float32 through cuBLASLt. False, with nothing launched, when cuBLASLt has
 // no algorithm for an epilogue; without one, cuBLAS's GEMM runs instead.
@@ -250,6 +329,7 @@ bool run_lt(const Gemm& g, cudaDataType_t type, float alpha, float beta, int dev
       check_blas(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)),
                  "BIAS_POINTER");
     }
+    if (plan->tune_pending) tune(*plan, g, c_in, alpha, beta, lt, s, st, elem);
     check_blas(cublasLtMatmul(lt, plan->desc, &alpha, g.A, plan->a, g.B, plan->b, &beta, c_in, plan->c, g.C, plan->c,
                               &plan->algo, st.workspace, kWorkspaceBytes, s),
                "cublasLtMatmul");
