@@ -113,8 +113,8 @@ void bench_model(int layers, int prompt, int gen, bool profile_prefill, bool pro
   array ids = random::randint(0, 128256, {1, prompt}, int32);
   ids.eval();
   reset_peak_memory();
-  // Prefill: median of 7 after a first run (the cache is rewound each time); runs differ by
-  // about 1.5%.
+  // Prefill: median of 7 after a first run (the cache is rewound each time); separate runs of
+  // this benchmark have differed by 1.5%.
   std::vector<double> pt;
   for (int r = 0; r < 8; ++r) {
     cache.clear();
