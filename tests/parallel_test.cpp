@@ -1,6 +1,6 @@
 // The CPU thread pool (kiln/backend/cpu/parallel.h): every index exactly once, errors passed on,
 // regions back to back (the workers' spin-then-sleep hand-over), regions from several threads at
-// once, nested regions, and regions after rest_workers.
+// once, regions inside regions, and regions after rest_workers.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -40,7 +40,6 @@ TEST(Parallel, EachIndexOnce) {
 
 TEST(Parallel, ManyRegionsBackToBack) {
   // Tiny regions one after another: workers still finishing one meet the next one's start.
-  int64_t total = 0;
   for (int r = 0; r < 20000; ++r) {
     std::atomic<int64_t> sum{0};
     const int64_t n = 2 + r % 9;
@@ -48,9 +47,7 @@ TEST(Parallel, ManyRegionsBackToBack) {
       for (int64_t i = b; i < e; ++i) sum.fetch_add(i + r);
     });
     ASSERT_EQ(sum.load(), n * (n - 1) / 2 + n * r) << "region " << r;
-    total += sum.load();
   }
-  EXPECT_GT(total, 0);
 }
 
 TEST(Parallel, ErrorsReachTheCallerAndThePoolGoesOn) {
@@ -83,7 +80,7 @@ TEST(Parallel, RegionsFromSeveralThreads) {
   EXPECT_EQ(failures.load(), 0);
 }
 
-TEST(Parallel, NestedRegionsRunInline) {
+TEST(Parallel, NestedRegions) {
   std::atomic<int64_t> sum{0};
   parallel_for(8, 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {

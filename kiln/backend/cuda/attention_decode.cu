@@ -408,9 +408,12 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
   // keys: 128 blocks of 4 tiles, 9.75 us, against 256 of 2, 10.0), provided they fill 3/4 of
   // the SMs (2100 keys would give 88 blocks of 3). Longer chunks need the second block's loads
   // in flight on each SM.
-  int64_t splits = std::max<int64_t>(1, props.multiProcessorCount / per_split);
-  splits = std::min<int64_t>({splits, tiles, kMaxSplits});
-  int64_t chunk_tiles = (tiles + splits - 1) / splits;
+  // Tiles a split for a wanted number of blocks: at least one, at most kMaxSplits splits.
+  auto chunk_for = [&](int64_t blocks) {
+    const int64_t want = std::min<int64_t>({std::max<int64_t>(1, blocks / per_split), tiles, kMaxSplits});
+    return (tiles + want - 1) / want;
+  };
+  int64_t chunk_tiles = chunk_for(props.multiProcessorCount);
   const int64_t one_wave_blocks = (tiles + chunk_tiles - 1) / chunk_tiles * per_split;
   if (chunk_tiles > kOneWaveTiles || 4 * one_wave_blocks < 3 * props.multiProcessorCount) {
     // Otherwise about two blocks per SM in all (KILN_DECODE_BLOCKS_PER_SM overrides, for tuning),
@@ -420,11 +423,9 @@ void launch_decode_with(const AttnParams<T>& p, const array& out) {
       const long v = e ? std::strtol(e, nullptr, 10) : 0;
       return v > 0 && v <= 64 ? static_cast<int64_t>(v) : int64_t{2};
     }();
-    splits = std::max<int64_t>(1, (blocks_per_sm * props.multiProcessorCount + per_split - 1) / per_split);
-    splits = std::min<int64_t>({splits, tiles, kMaxSplits});
-    chunk_tiles = (tiles + splits - 1) / splits;
+    chunk_tiles = chunk_for(blocks_per_sm * props.multiProcessorCount + per_split - 1);  // rounded up
   }
-  splits = (tiles + chunk_tiles - 1) / chunk_tiles;
+  const int64_t splits = (tiles + chunk_tiles - 1) / chunk_tiles;
   const int chunk = static_cast<int>(chunk_tiles * kKeys);
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(bh), static_cast<unsigned>(row_groups));
   if (splits == 1) {
