@@ -181,6 +181,38 @@ TEST(Index, SliceUpdate) {
   KILN_EXPECT_THROW_MSG(slice_update(a, zeros({1, 2, 6}), {0}, {2}, {}), ValueError, "[slice_update]");
 }
 
+// A KV cache's update: whole head rows (a multiple of 16 bytes) from a transposed view into a
+// slice of positions, which the GPU moves 16 bytes at a time; concatenate shares that copy.
+TEST(Index, SliceUpdateWholeRows) {
+  test::note_gpu_skip();
+  for (auto dev : test::devices()) {
+    for (Dtype dt : {bfloat16, float32}) {
+      const int64_t B = 2, H = 3, L = 11, T = 4, D = 32, at = 5;
+      auto [cache, cv] = test::random_array({B, H, L, D}, dt);
+      auto [kv, kvv] = test::random_array({B, T, H, D}, dt);
+      array upd = transpose(kv, {0, 2, 1, 3});  // (B, H, T, D), rows strided
+      std::vector<double> ref = cv;
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t h = 0; h < H; ++h) {
+          for (int64_t t = 0; t < T; ++t) {
+            for (int64_t d = 0; d < D; ++d) {
+              ref[((b * H + h) * L + at + t) * D + d] = kvv[((b * T + t) * H + h) * D + d];
+            }
+          }
+        }
+      }
+      array out = slice_update(cache, upd, {0, 0, at, 0}, {B, H, at + T, D}, {}, dev);
+      expect_values(out, {B, H, L, D}, ref, label(dev, dt, "whole rows"));
+      array cat = concatenate({cache, upd}, 2, dev);
+      auto want = build({B, H, L + T, D}, [&](Idx i) {
+        return i[2] < L ? cv[((i[0] * H + i[1]) * L + i[2]) * D + i[3]]
+                        : kvv[((i[0] * T + (i[2] - L)) * H + i[1]) * D + i[3]];
+      });
+      expect_values(cat, {B, H, L + T, D}, want, label(dev, dt, "concatenate whole rows"));
+    }
+  }
+}
+
 TEST(Index, Take) {
   int counter = 0;
   for (auto dev : test::devices()) {

@@ -408,12 +408,7 @@ LlamaModel::LlamaModel(const LlamaConfig& c, Dtype dtype) {
 
 array LlamaModel::operator()(const array& ids, KVCache* cache, const StepAt* at) const {
   array h = (*embed_tokens_)(ids);
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    h = (*layers_[i])(h, cache, static_cast<int>(i), at);
-    // A prompt's layers are queued one by one, so the GPU runs each while the host builds the
-    // next; built whole, the graph (about 1 ms for 32 layers) came before any GPU work.
-    if (ids.shape(1) > 1) h.eval();
-  }
+  for (size_t i = 0; i < layers_.size(); ++i) h = (*layers_[i])(h, cache, static_cast<int>(i), at);
   return h;  // normed by the caller, after picking the positions it needs
 }
 

@@ -63,27 +63,6 @@ __global__ void copy_strided(const U* in, U* out, int64_t n, StridedLayout<2> l)
   }
 }
 
-// When both operands' innermost axis is contiguous and every other stride, the innermost size and
-// both pointers are multiples of 16 bytes, rewrites l in units of 16 bytes and returns true: the
-// copy then moves whole vectors (a slice of a row, or a transposition of whole head rows).
-bool widen_to_16_bytes(StridedLayout<2>& l, size_t item, const void* src, const void* dst) {
-  if (item >= 16 || 16 % item != 0) return false;
-  const int64_t w = 16 / static_cast<int64_t>(item);
-  const int last = l.ndim - 1;
-  if (reinterpret_cast<uintptr_t>(src) % 16 || reinterpret_cast<uintptr_t>(dst) % 16) return false;
-  if (l.strides[0][last] != 1 || l.strides[1][last] != 1 || l.shape[last] % w != 0) return false;
-  for (int k = 0; k < 2; ++k) {
-    for (int d = 0; d < last; ++d) {
-      if (l.strides[k][d] % w != 0) return false;
-    }
-  }
-  l.shape[last] /= w;
-  for (int k = 0; k < 2; ++k) {
-    for (int d = 0; d < last; ++d) l.strides[k][d] /= w;
-  }
-  return true;
-}
-
 // Writes the input's elements in its row-major order into a new row-contiguous buffer.
 void copy_kernel(const Primitive&, const std::vector<array>& inputs, array& out) {
   const array& in = inputs[0];

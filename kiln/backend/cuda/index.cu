@@ -33,7 +33,13 @@ void launch_copy_into(const array& in, U* dst, const Strides& dst_strides, const
   if (n == 0) return;
   const U* src = in_ptr<U>(in, out);
   auto l = make_layout<2>(in.shape(), {&in.strides(), &dst_strides});
-  copy_into<U><<<strided_blocks(out, n), kThreads, 0, stream_of(out)>>>(src, dst, n, l);
+  if (widen_to_16_bytes(l, sizeof(U), src, dst)) {  // e.g. whole head rows into a KV cache
+    const int64_t n16 = n * static_cast<int64_t>(sizeof(U)) / 16;
+    copy_into<uint4><<<strided_blocks(out, n16), kThreads, 0, stream_of(out)>>>(
+        reinterpret_cast<const uint4*>(src), reinterpret_cast<uint4*>(dst), n16, l);
+  } else {
+    copy_into<U><<<strided_blocks(out, n), kThreads, 0, stream_of(out)>>>(src, dst, n, l);
+  }
   check_launch(op);
 }
 

