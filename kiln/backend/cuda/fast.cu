@@ -245,6 +245,8 @@ struct RopeRowWalk {
 
 // Pairs (and passed-through features) a lane holds angles for at once: 4 x 32 covers head_dim 256.
 constexpr int kRopePerLane = 4;
+// Rows a warp loads before it rotates and stores them.
+constexpr int kRopeRows = 4;
 
 // Rows o * L + l share position l and so their angles. A warp takes one position and a run of
 // `group` outer indices o: lane k finds the angles of the row's pairs k, k + 32, ... once and
@@ -280,20 +282,41 @@ __global__ void __launch_bounds__(kBlock) rope_kernel(const T* __restrict__ x, c
         cs[p] = cf;
       }
       RopeRowWalk w(a, o0, l);
-      for (int64_t o = o0; o < o1; ++o, w.next(a)) {
-        const T* xr = x + w.off;
-        T* yr = out + (o * a.L + l) * a.D;
+      for (int64_t ob = o0; ob < o1; ob += kRopeRows) {
+        // Every load of kRopeRows rows first, so that they are in flight together.
+        A x0[kRopeRows][kRopePerLane], x1[kRopeRows][kRopePerLane];
 #pragma unroll
-        for (int p = 0; p < kRopePerLane; ++p) {
-          const int j = j0 + lane + 32 * p;
-          if (j < half) {
-            const int64_t i0 = a.traditional ? 2 * j : j, i1 = i0 + (a.traditional ? 1 : half);
-            const A x0 = static_cast<A>(xr[i0 * a.sD]), x1 = static_cast<A>(xr[i1 * a.sD]);
-            yr[i0] = convert<T>(x0 * cs[p] - x1 * sn[p]);
-            yr[i1] = convert<T>(x0 * sn[p] + x1 * cs[p]);
-          } else if (j < per_row) {
-            const int64_t k = a.dims + (j - half);
-            yr[k] = xr[k * a.sD];
+        for (int r = 0; r < kRopeRows; ++r) {
+          const T* xr = x + w.off;
+          w.next(a);
+#pragma unroll
+          for (int p = 0; p < kRopePerLane; ++p) {
+            const int j = j0 + lane + 32 * p;
+            x0[r][p] = x1[r][p] = A(0);
+            if (ob + r >= o1 || j >= per_row) continue;
+            if (j < half) {
+              const int64_t i0 = a.traditional ? 2 * j : j, i1 = i0 + (a.traditional ? 1 : half);
+              x0[r][p] = static_cast<A>(xr[i0 * a.sD]);
+              x1[r][p] = static_cast<A>(xr[i1 * a.sD]);
+            } else {
+              x0[r][p] = static_cast<A>(xr[(a.dims + (j - half)) * a.sD]);
+            }
+          }
+        }
+#pragma unroll
+        for (int r = 0; r < kRopeRows; ++r) {
+          if (ob + r >= o1) break;
+          T* yr = out + ((ob + r) * a.L + l) * a.D;
+#pragma unroll
+          for (int p = 0; p < kRopePerLane; ++p) {
+            const int j = j0 + lane + 32 * p;
+            if (j < half) {
+              const int64_t i0 = a.traditional ? 2 * j : j, i1 = i0 + (a.traditional ? 1 : half);
+              yr[i0] = convert<T>(x0[r][p] * cs[p] - x1[r][p] * sn[p]);
+              yr[i1] = convert<T>(x0[r][p] * sn[p] + x1[r][p] * cs[p]);
+            } else if (j < per_row) {
+              yr[a.dims + (j - half)] = convert<T>(x0[r][p]);  // exact: A holds every T
+            }
           }
         }
       }
@@ -324,9 +347,9 @@ void rope_typed(const RoPE& p, const std::vector<array>& inputs, array& out) {
     a.strides[d] = in.strides()[d];
   }
   a.sD = in.strides().back();
-  // Rows per warp: enough warps to fill the GPU four blocks an SM, the rest shared out as runs.
+  // Rows per warp: enough warps to fill every SM (eight blocks each), the rest shared out as runs.
   const int64_t warps_per_block = kBlock / 32;
-  const int64_t want_warps = int64_t{num_sms(out)} * 4 * warps_per_block;
+  const int64_t want_warps = int64_t{num_sms(out)} * 8 * warps_per_block;
   const int64_t outer = a.rows / a.L;
   const int64_t group = std::min(outer, std::max<int64_t>(1, (a.rows + want_warps - 1) / want_warps));
   const int64_t tasks = a.L * ((outer + group - 1) / group);
