@@ -213,112 +213,45 @@ struct RopeArgs {
   int64_t sD;
 };
 
-// The input offset of row o * L + l: the outer index o spread over the axes before the sequence
-// axis, found by division once and then advanced by carrying, as a warp walks o upward.
-struct RopeRowWalk {
-  int64_t idx[kMaxDims];
-  int64_t off;
-
-  __device__ __forceinline__ RopeRowWalk(const RopeArgs& a, int64_t o, int64_t l) : off(l * a.strides[a.nd - 1]) {
-#pragma unroll
-    for (int d = kMaxDims - 1; d >= 0; --d) {
-      if (d < a.nd - 1) {
-        idx[d] = o % a.shape[d];
-        o /= a.shape[d];
-        off += idx[d] * a.strides[d];
-      }
-    }
+__device__ __forceinline__ int64_t rope_row_offset(const RopeArgs& a, int64_t r) {
+  int64_t off = 0;
+  for (int d = a.nd - 1; d >= 0; --d) {
+    off += (r % a.shape[d]) * a.strides[d];
+    r /= a.shape[d];
   }
+  return off;
+}
 
-  __device__ __forceinline__ void next(const RopeArgs& a) {
-#pragma unroll
-    for (int d = kMaxDims - 1; d >= 0; --d) {
-      if (d < a.nd - 1) {
-        off += a.strides[d];
-        if (++idx[d] < a.shape[d]) return;
-        off -= a.shape[d] * a.strides[d];
-        idx[d] = 0;
-      }
-    }
-  }
-};
-
-// Pairs (and passed-through features) a lane holds angles for at once: 4 x 32 covers head_dim 256.
-constexpr int kRopePerLane = 4;
-// Rows a warp loads before it rotates and stores them.
-constexpr int kRopeRows = 4;
-
-// Rows o * L + l share position l and so their angles. A warp takes one position and a run of
-// `group` outer indices o: lane k finds the angles of the row's pairs k, k + 32, ... once and
-// rotates them in every row of the run (a Llama prompt's 32 query heads share one sincos). Each
-// row has dims / 2 pairs, then D - dims features copied as they are. Angles in float32, as the
-// CPU kernel computes them.
+// A warp per row (its strided offset found once), lane k taking the row's rotated pairs and
+// passed-through features k, k + 32, ...: each row has dims / 2 pairs, then D - dims features
+// copied as they are. Angles in float32, as the CPU kernel computes them.
 template <class T>
 __global__ void __launch_bounds__(kBlock) rope_kernel(const T* __restrict__ x, const float* __restrict__ freqs,
                                                       const int32_t* __restrict__ offset, T* __restrict__ out,
-                                                      RopeArgs a, int64_t group) {
+                                                      RopeArgs a) {
   using A = acc_t<T>;
   const int half = a.dims / 2;
   const int per_row = half + static_cast<int>(a.D - a.dims);
   const int lane = threadIdx.x % 32;
-  const int64_t outer = a.rows / a.L;
-  const int64_t tasks = a.L * ((outer + group - 1) / group);
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
   const int64_t base = a.offset + (offset ? *offset : 0);
-  for (int64_t t = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; t < tasks; t += warps) {
-    const int64_t l = t % a.L, o0 = t / a.L * group, o1 = min(o0 + group, outer);
-    const float pos = static_cast<float>(base + l);
-    for (int j0 = 0; j0 < per_row; j0 += 32 * kRopePerLane) {
-      A sn[kRopePerLane], cs[kRopePerLane];
-#pragma unroll
-      for (int p = 0; p < kRopePerLane; ++p) {
-        const int j = j0 + lane + 32 * p;
-        float sf = 0.f, cf = 1.f;
-        if (j < half) {
-          const float inv = freqs ? a.scale / freqs[j] : fast_math::rope_inv_freq(j, a.dims, a.log2_base, a.scale);
-          sincosf(pos * inv, &sf, &cf);
-        }
-        sn[p] = sf;
-        cs[p] = cf;
-      }
-      RopeRowWalk w(a, o0, l);
-      for (int64_t ob = o0; ob < o1; ob += kRopeRows) {
-        // Every load of kRopeRows rows first, so that they are in flight together.
-        A x0[kRopeRows][kRopePerLane], x1[kRopeRows][kRopePerLane];
-#pragma unroll
-        for (int r = 0; r < kRopeRows; ++r) {
-          const T* xr = x + w.off;
-          w.next(a);
-#pragma unroll
-          for (int p = 0; p < kRopePerLane; ++p) {
-            const int j = j0 + lane + 32 * p;
-            x0[r][p] = x1[r][p] = A(0);
-            if (ob + r >= o1 || j >= per_row) continue;
-            if (j < half) {
-              const int64_t i0 = a.traditional ? 2 * j : j, i1 = i0 + (a.traditional ? 1 : half);
-              x0[r][p] = static_cast<A>(xr[i0 * a.sD]);
-              x1[r][p] = static_cast<A>(xr[i1 * a.sD]);
-            } else {
-              x0[r][p] = static_cast<A>(xr[(a.dims + (j - half)) * a.sD]);
-            }
-          }
-        }
-#pragma unroll
-        for (int r = 0; r < kRopeRows; ++r) {
-          if (ob + r >= o1) break;
-          T* yr = out + ((ob + r) * a.L + l) * a.D;
-#pragma unroll
-          for (int p = 0; p < kRopePerLane; ++p) {
-            const int j = j0 + lane + 32 * p;
-            if (j < half) {
-              const int64_t i0 = a.traditional ? 2 * j : j, i1 = i0 + (a.traditional ? 1 : half);
-              yr[i0] = convert<T>(x0[r][p] * cs[p] - x1[r][p] * sn[p]);
-              yr[i1] = convert<T>(x0[r][p] * sn[p] + x1[r][p] * cs[p]);
-            } else if (j < per_row) {
-              yr[a.dims + (j - half)] = convert<T>(x0[r][p]);  // exact: A holds every T
-            }
-          }
-        }
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; r < a.rows; r += warps) {
+    const T* xr = x + rope_row_offset(a, r);
+    T* yr = out + r * a.D;
+    const float pos = static_cast<float>(base + r % a.L);
+    for (int j = lane; j < per_row; j += 32) {
+      if (j < half) {
+        const float inv = freqs ? a.scale / freqs[j] : fast_math::rope_inv_freq(j, a.dims, a.log2_base, a.scale);
+        float sf, cf;
+        sincosf(pos * inv, &sf, &cf);
+        const A s = sf, c = cf;
+        const int64_t i0 = a.traditional ? 2 * j : j, i1 = i0 + (a.traditional ? 1 : half);
+        const A x0 = static_cast<A>(xr[i0 * a.sD]), x1 = static_cast<A>(xr[i1 * a.sD]);
+        yr[i0] = convert<T>(x0 * c - x1 * s);
+        yr[i1] = convert<T>(x0 * s + x1 * c);
+      } else {
+        const int64_t k = a.dims + (j - half);
+        yr[k] = xr[k * a.sD];
       }
     }
   }
@@ -347,16 +280,11 @@ void rope_typed(const RoPE& p, const std::vector<array>& inputs, array& out) {
     a.strides[d] = in.strides()[d];
   }
   a.sD = in.strides().back();
-  // Rows per warp: enough warps to fill every SM (eight blocks each), the rest shared out as runs.
   const int64_t warps_per_block = kBlock / 32;
-  const int64_t want_warps = int64_t{num_sms(out)} * 8 * warps_per_block;
-  const int64_t outer = a.rows / a.L;
-  const int64_t group = std::min(outer, std::max<int64_t>(1, (a.rows + want_warps - 1) / want_warps));
-  const int64_t tasks = a.L * ((outer + group - 1) / group);
   const unsigned grid = static_cast<unsigned>(
-      std::min<int64_t>((tasks + warps_per_block - 1) / warps_per_block, int64_t{num_sms(out)} * 32));
+      std::min<int64_t>((a.rows + warps_per_block - 1) / warps_per_block, int64_t{num_sms(out)} * 32));
   const int32_t* offset = p.has_offset_array ? in_ptr<int32_t>(inputs[1 + p.has_freqs], out) : nullptr;
-  rope_kernel<T><<<grid, kBlock, 0, stream_of(out)>>>(x, freqs, offset, dst, a, group);
+  rope_kernel<T><<<grid, kBlock, 0, stream_of(out)>>>(x, freqs, offset, dst, a);
   check_launch("rope");
 }
 
