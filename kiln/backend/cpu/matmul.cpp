@@ -1,6 +1,6 @@
 // CPU kernels of matmul and addmm. float32, float64 and complex64 go to OpenBLAS; float16 and
-// bfloat16 are converted to float32 per product, multiplied by sgemm (float32 accumulation) and
-// converted back; integers and bool use a plain loop. Decoding's shape (a few rows times a
+// bfloat16 are converted to float32 (the second operand a panel of columns at a time), multiplied
+// by sgemm (float32 accumulation) and converted back; integers and bool use a plain loop. Decoding's shape (a few rows times a
 // transposed row-major weight) has its own matrix-vector loop for float32 and the 16-bit floats
 // (gemv_rows.cpp). Operands are read in place whenever BLAS can describe their layout (transposed
 // ones included); an operand that has none is copied once.
@@ -10,6 +10,7 @@
 #include <climits>
 #include <type_traits>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "kiln/backend/common/matmul_plan.h"
@@ -149,8 +150,14 @@ bool gemv_rows(const Plan& p, const T* pa, const T* pb, T* c, double alpha = 1.0
   return true;
 }
 
-// float16 / bfloat16: each product is converted to float32, multiplied by sgemm and rounded
-// back once, so the sums accumulate in float32. A batch-shared operand is converted once.
+// float16 / bfloat16 products go through sgemm this many float32 elements of b (1 MB) at a time:
+// a panel of b's columns converted just before sgemm reads it is still in the cache, where a
+// whole converted weight would go out to memory and come back (a prompt on SmolLM2-135M: 210 ->
+// see bench/RESULTS.md).
+constexpr int64_t kHalfPanelFloats = int64_t{1} << 18;
+
+// float16 / bfloat16: a is converted to float32, b panel by panel, each panel multiplied by sgemm
+// into a float32 result that is rounded back once, so the sums accumulate in float32.
 template <class T>
 void gemm_half(const array& a, const array& b, const array& out, T* c, double alpha, double beta, const char* op) {
   Plan p = gemm::make_plan(out.shape(), a.shape().back(), a.strides(), b.strides());
@@ -158,25 +165,31 @@ void gemm_half(const array& a, const array& b, const array& out, T* c, double al
   const T* pa = a.host_data<T>();
   const T* pb = b.host_data<T>();
   if (gemv_rows(p, pa, pb, c, alpha, beta)) return;
+  const int64_t panel = std::min<int64_t>(p.N, std::max<int64_t>(16, kHalfPanelFloats / std::max<int64_t>(p.K, 1)));
+  const int64_t mn = p.M * p.N;
   over_batch(p, [&](int64_t begin, int64_t end) {
-    std::vector<float> fa(static_cast<size_t>(p.M) * p.K), fb(static_cast<size_t>(p.K) * p.N),
-        fc(static_cast<size_t>(p.M) * p.N);
-    int64_t last_a = -1, last_b = -1;
+    std::unique_ptr<float[]> fa(new float[p.M * p.K]), fb(new float[p.K * panel]), fc(new float[mn]);
+    int64_t last_a = -1;
     for (int64_t i = begin; i < end; ++i) {
       int64_t oa, ob, oc;
       p.batch.offsets(i, oa, ob, oc);
-      if (oa != last_a) to_float(pa + oa, p.a, p.M, p.K, fa.data());
-      if (ob != last_b) to_float(pb + ob, p.b, p.K, p.N, fb.data());
+      if (oa != last_a) to_float(pa + oa, p.a, p.M, p.K, fa.get());
       last_a = oa;
-      last_b = ob;
       T* dst = c + oc;
-      const int64_t n = p.M * p.N;
       if (beta != 0.0) {
-        for (int64_t j = 0; j < n; ++j) fc[j] = static_cast<float>(dst[j]);
+        parallel_for(mn, kElementwiseGrain, [&](int64_t j0, int64_t j1) {
+          for (int64_t j = j0; j < j1; ++j) fc[j] = static_cast<float>(dst[j]);
+        });
       }
-      blas_gemm(p.a.trans, p.b.trans, M, N, K, static_cast<float>(alpha), fa.data(), p.a.trans ? M : K, fb.data(),
-                p.b.trans ? K : N, static_cast<float>(beta), fc.data(), N);
-      for (int64_t j = 0; j < n; ++j) dst[j] = T(fc[j]);
+      for (int64_t n0 = 0; n0 < p.N; n0 += panel) {
+        const int w = static_cast<int>(std::min(panel, p.N - n0));
+        to_float(pb + ob + n0 * p.b.cs, p.b, p.K, w, fb.get());
+        blas_gemm(p.a.trans, p.b.trans, M, w, K, static_cast<float>(alpha), fa.get(), p.a.trans ? M : K, fb.get(),
+                  p.b.trans ? K : w, static_cast<float>(beta), fc.get() + n0, N);
+      }
+      parallel_for(mn, kElementwiseGrain, [&](int64_t j0, int64_t j1) {
+        for (int64_t j = j0; j < j1; ++j) dst[j] = T(fc[j]);
+      });
     }
   });
 }
