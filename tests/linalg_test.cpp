@@ -318,6 +318,25 @@ TEST(Linalg, MatmulLarge) {
   check_matmul(make({64, 5, 6}, bfloat16), make({6, 7}, bfloat16), bfloat16, "64 small bf16 products");
 }
 
+// float16 / bfloat16 on the CPU go through sgemm a panel of b's columns at a time (87 columns
+// for K = 3000): full and partial panels, b stored either way, a residual, a shared b.
+TEST(Linalg, MatmulHalfPanels) {
+  for (Dtype dt : {bfloat16, float16}) {
+    auto a = make({12, 3000}, dt), b = make({3000, 200}, dt);
+    check_matmul(a, b, dt, "12x3000 @ 3000x200");
+    check_matmul(a, view_of(transpose(make({200, 3000}, dt).x)), dt, "12x3000 @ (200x3000)^T");
+    check_matmul(make({2, 12, 3000}, dt), b, dt, "(2, 12, 3000) @ 3000x200");
+    auto c = make({12, 200}, dt);
+    Shape shape;
+    auto prod = ref_matmul(a.v, a.x.shape(), b.v, b.x.shape(), shape);
+    std::vector<cd> ref(prod.size());
+    for (size_t i = 0; i < ref.size(); ++i) ref[i] = 0.5 * prod[i] - 2.0 * c.v[i];
+    for (auto& dev : test::devices()) {
+      expect_result(addmm(c.x, a.x, b.x, 0.5, -2.0, dev), ref, shape, dt, where(dev, dt, "addmm panels"));
+    }
+  }
+}
+
 TEST(Linalg, MatmulErrors) {
   array s(1.0f), m = zeros({2, 3}), v = zeros({4});
   KILN_EXPECT_THROW_MSG(matmul(s, m), ValueError, "[matmul]");

@@ -152,8 +152,8 @@ bool gemv_rows(const Plan& p, const T* pa, const T* pb, T* c, double alpha = 1.0
 
 // float16 / bfloat16 products go through sgemm this many float32 elements of b (1 MB) at a time:
 // a panel of b's columns converted just before sgemm reads it is still in the cache, where a
-// whole converted weight would go out to memory and come back (a prompt on SmolLM2-135M: 210 ->
-// see bench/RESULTS.md).
+// whole converted weight would go out to memory and come back, and no weight-sized buffer is
+// allocated (and faulted in) per call.
 constexpr int64_t kHalfPanelFloats = int64_t{1} << 18;
 
 // float16 / bfloat16: a is converted to float32, b panel by panel, each panel multiplied by sgemm
