@@ -73,6 +73,8 @@ void cpu_benchmarks(bool quick) {
     std::vector<float> c(n * n);
     const float* pa = a.data<float>();
     const float* pb = b.data<float>();
+    // kiln keeps OpenBLAS on one thread and splits products itself; the peer gets its own threads.
+    openblas_set_num_threads(openblas_get_num_procs());
     report("cpu openblas sgemm " + std::to_string(n) + "^3 f32", bench::time_median([&] {
              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, pa, n, pb, n, 0.f, c.data(), n);
            }),

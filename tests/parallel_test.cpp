@@ -1,6 +1,6 @@
 // The CPU thread pool (kiln/backend/cpu/parallel.h): every index exactly once, errors passed on,
 // regions back to back (the workers' spin-then-sleep hand-over), regions from several threads at
-// once, regions inside regions, and regions after rest_workers.
+// once, and regions inside regions.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -90,14 +90,6 @@ TEST(Parallel, NestedRegions) {
     }
   });
   EXPECT_EQ(sum.load(), 800 * 799 / 2);
-}
-
-TEST(Parallel, RegionsAfterRest) {
-  for (int r = 0; r < 200; ++r) {
-    rest_workers();
-    if (r % 2) std::this_thread::sleep_for(std::chrono::microseconds(200));  // let them fall asleep
-    expect_each_index_once(257, 1);
-  }
 }
 
 }  // namespace

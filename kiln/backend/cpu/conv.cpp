@@ -5,8 +5,6 @@
 // with the channels innermost (contiguous in input, weight and output); other grouped ones with a
 // few channels per group use a direct loop over the gathered rows instead of GEMMs that would
 // have one column each. im2col dispatches on the element size only.
-#include <cblas.h>
-
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -14,6 +12,7 @@
 
 #include "kiln/backend/common/bytes.h"
 #include "kiln/backend/common/im2col.h"
+#include "kiln/backend/cpu/blas.h"
 #include "kiln/backend/cpu/utils.h"
 #include "kiln/backend/kernels.h"
 #include "kiln/memory.h"
@@ -27,12 +26,10 @@ namespace {
 constexpr int64_t kScratchElements = int64_t{1} << 23;
 
 void gemm_nt(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc) {
-  rest_workers();
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+  blas::gemm(false, true, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
 }
 void gemm_nt(int m, int n, int k, const double* a, int lda, const double* b, int ldb, double* c, int ldc) {
-  rest_workers();
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc);
+  blas::gemm(false, true, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc);
 }
 
 template <class Acc>

@@ -1,11 +1,9 @@
-// CPU kernels of matmul and addmm. float32, float64 and complex64 go to OpenBLAS; float16 and
-// bfloat16 are converted to float32 (the second operand a panel of columns at a time), multiplied
-// by sgemm (float32 accumulation) and converted back; integers and bool use a plain loop. Decoding's shape (a few rows times a
-// transposed row-major weight) has its own matrix-vector loop for float32 and the 16-bit floats
-// (gemv_rows.cpp). Operands are read in place whenever BLAS can describe their layout (transposed
+// CPU kernels of matmul and addmm. float32, float64 and complex64 go to OpenBLAS (blas.h);
+// float16 and bfloat16 are converted to float32 (the second operand a panel of columns at a time),
+// multiplied by sgemm (float32 accumulation) and converted back; integers and bool use a plain
+// loop. Decoding's shape (a few rows times a transposed row-major weight) has its own
+// matrix-vector loop for float32 and the 16-bit floats (gemv_rows.cpp). Operands are read in place whenever BLAS can describe their layout (transposed
 // ones included); an operand that has none is copied once.
-#include <cblas.h>
-
 #include <algorithm>
 #include <climits>
 #include <type_traits>
@@ -14,6 +12,7 @@
 #include <vector>
 
 #include "kiln/backend/common/matmul_plan.h"
+#include "kiln/backend/cpu/blas.h"
 #include "kiln/backend/cpu/gemv_rows.h"
 #include "kiln/backend/cpu/utils.h"
 #include "kiln/backend/kernels.h"
@@ -26,7 +25,7 @@ namespace {
 using gemm::Plan;
 
 // Products of at most this many multiply-adds run one per thread across the batch; bigger ones
-// run one after another, each using OpenBLAS's own threads.
+// run one after another, each split over the threads (blas.h).
 constexpr int64_t kSmallGemm = int64_t{1} << 18;
 
 template <class T>
@@ -35,24 +34,6 @@ constexpr bool is_half = std::is_same_v<T, float16_t> || std::is_same_v<T, bfloa
 int blas_int(int64_t v, const char* op) {
   if (v > INT_MAX) fail<ValueError>("[", op, "] dimension ", v, " is too large for BLAS");
   return static_cast<int>(v);
-}
-
-CBLAS_TRANSPOSE blas_trans(bool t) { return t ? CblasTrans : CblasNoTrans; }
-
-void blas_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
-               float beta, float* c, int ldc) {
-  rest_workers();
-  cblas_sgemm(CblasRowMajor, blas_trans(ta), blas_trans(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-void blas_gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b, int ldb,
-               double beta, double* c, int ldc) {
-  rest_workers();
-  cblas_dgemm(CblasRowMajor, blas_trans(ta), blas_trans(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-void blas_gemm(bool ta, bool tb, int m, int n, int k, complex64_t alpha, const complex64_t* a, int lda,
-               const complex64_t* b, int ldb, complex64_t beta, complex64_t* c, int ldc) {
-  rest_workers();
-  cblas_cgemm(CblasRowMajor, blas_trans(ta), blas_trans(tb), m, n, k, &alpha, a, lda, b, ldb, &beta, c, ldc);
 }
 
 // Calls chunk(begin, end) over the batch: spread across threads when the products are small,
@@ -105,7 +86,7 @@ void gemm_blas(const array& a, const array& b, const array& out, T* c, double al
     for (int64_t i = begin; i < end; ++i) {
       int64_t oa, ob, oc;
       p.batch.offsets(i, oa, ob, oc);
-      blas_gemm(p.a.trans, p.b.trans, M, N, K, al, ia.ptr + oa, lda, ib.ptr + ob, ldb, be, c + oc, N);
+      blas::gemm(p.a.trans, p.b.trans, M, N, K, al, ia.ptr + oa, lda, ib.ptr + ob, ldb, be, c + oc, N);
     }
   });
 }
@@ -184,7 +165,7 @@ void gemm_half(const array& a, const array& b, const array& out, T* c, double al
       for (int64_t n0 = 0; n0 < p.N; n0 += panel) {
         const int w = static_cast<int>(std::min(panel, p.N - n0));
         to_float(pb + ob + n0 * p.b.cs, p.b, p.K, w, fb.get());
-        blas_gemm(p.a.trans, p.b.trans, M, w, K, static_cast<float>(alpha), fa.get(), p.a.trans ? M : K, fb.get(),
+        blas::gemm(p.a.trans, p.b.trans, M, w, K, static_cast<float>(alpha), fa.get(), p.a.trans ? M : K, fb.get(),
                   p.b.trans ? K : w, static_cast<float>(beta), fc.get() + n0, N);
       }
       parallel_for(mn, kElementwiseGrain, [&](int64_t j0, int64_t j1) {

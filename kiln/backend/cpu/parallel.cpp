@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -54,9 +53,8 @@ class Pool {
     }
     cv_.notify_all();
     work(gen, &fn, n, chunks);
-    const int spins = may_spin() ? kSpins : 0;
     for (int i = 0; done_.load(std::memory_order_acquire) != chunks; ++i) {
-      if (i < spins) {
+      if (i < kSpins) {
         pause(i);
         continue;
       }
@@ -69,21 +67,9 @@ class Pool {
     return true;
   }
 
-  // No spinning for kQuietNs from now: another library's threads are about to run, and spin
-  // (OpenBLAS's for about 0.1 s after each product); spinning beside them starved the threads
-  // with work (ResNet-50 on 2 cores: 76 -> 104 ms a picture).
-  void rest() { quiet_until_.store(now_ns() + kQuietNs, std::memory_order_relaxed); }
-
  private:
   // About 0.1-0.5 ms of spinning, by the processor's pause length.
   static constexpr int kSpins = 20000;
-  static constexpr int64_t kQuietNs = 200'000'000;
-
-  static int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  }
-  bool may_spin() const { return now_ns() >= quiet_until_.load(std::memory_order_relaxed); }
 
   // One step of a spin. Every 64th gives the core away, so that with more threads than cores
   // (KILN_NUM_THREADS, other programs) the spinners do not starve the threads with work.
@@ -126,9 +112,7 @@ class Pool {
     uint32_t seen = 0;
     for (;;) {
       uint32_t gen = generation_.load(std::memory_order_acquire);
-      const int64_t quiet = quiet_until_.load(std::memory_order_relaxed);
-      const int spins = now_ns() >= quiet ? kSpins : 0;
-      for (int i = 0; gen == seen && i < spins && quiet_until_.load(std::memory_order_relaxed) == quiet; ++i) {
+      for (int i = 0; gen == seen && i < kSpins; ++i) {
         pause(i);
         gen = generation_.load(std::memory_order_acquire);
       }
@@ -156,7 +140,6 @@ class Pool {
   std::atomic<uint64_t> ticket_{0};  // (generation << 32) | next chunk
   std::atomic<int64_t> done_{0};
   std::atomic<uint32_t> generation_{0};
-  std::atomic<int64_t> quiet_until_{0};  // steady-clock ns before which nobody spins
   bool stop_ = false;  // under mutex_
   std::exception_ptr error_;  // under mutex_
 };
@@ -181,8 +164,6 @@ Pool& pool() {
 }  // namespace
 
 int num_threads() { return pool().size(); }
-
-void rest_workers() { pool().rest(); }
 
 void set_num_threads(int n) {
   std::lock_guard<std::mutex> lock(pool_mutex);

@@ -14,9 +14,4 @@ void set_num_threads(int n);
 // `grain` per thread. Returns after every chunk is done; the first exception is rethrown.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
-// Before a call into a library with threads of its own (OpenBLAS): the pool's threads, which
-// otherwise spin a while after each region, sleep at once and do not spin for the next 0.2 s,
-// leaving the cores to that library's threads.
-void rest_workers();
-
 }  // namespace kiln::cpu
