@@ -44,9 +44,9 @@ void load_row(const T* src, int64_t stride, int64_t n, float* dst) {
   }
 }
 
-// The three inner loops of a key block, written so the compiler vectorizes them. On x86-64 each is
-// also built for AVX2 with FMA and the loader picks that build where the CPU has it.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// The two inner loops of a key block, written so the compiler vectorizes them. On x86-64 each is
+// also built for x86-64-v3 (AVX2, FMA) and the loader picks that build where the CPU has it.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
 #define KILN_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define KILN_VECTOR_CLONES
