@@ -182,9 +182,15 @@ void silu_mul_typed(const SiluMul& p, const std::vector<array>& inputs, array& o
     const int64_t n = out.ndim() ? out.shape().back() : 1;
     if (n == 0) return;
     parallel_for(out.size(), kElementwiseGrain, [&](int64_t b, int64_t e) {
+      // Row and column of b found once, then walked (a division per element cost more than silu).
+      int64_t r = b / n, c = b % n;
       for (int64_t i = b; i < e; ++i) {
-        const T* row = x + (i / n) * 2 * n;
-        dst[i] = silu_mul_one(row[i % n], row[n + i % n]);
+        const T* row = x + r * 2 * n;
+        dst[i] = silu_mul_one(row[c], row[n + c]);
+        if (++c == n) {
+          c = 0;
+          ++r;
+        }
       }
     });
     return;
