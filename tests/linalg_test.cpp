@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 
+#include "kiln/backend/cpu/parallel.h"
 #include "kiln/primitive.h"
 #include "test_utils.h"
 
@@ -325,7 +326,9 @@ TEST(Linalg, MatmulHalfPanels) {
     auto a = make({12, 3000}, dt), b = make({3000, 200}, dt);
     check_matmul(a, b, dt, "12x3000 @ 3000x200");
     check_matmul(a, view_of(transpose(make({200, 3000}, dt).x)), dt, "12x3000 @ (200x3000)^T");
-    check_matmul(make({2, 12, 3000}, dt), b, dt, "(2, 12, 3000) @ 3000x200");
+    // The batch's rows are not evenly strided across entries, so it is not folded into M.
+    Input batched = view_of(transpose(make({12, 2, 3000}, dt).x, {1, 0, 2}));
+    check_matmul(batched, b, dt, "(2, 12, 3000) (rows of the entries interleaved) @ 3000x200");
     auto c = make({12, 200}, dt);
     Shape shape;
     auto prod = ref_matmul(a.v, a.x.shape(), b.v, b.x.shape(), shape);
@@ -333,6 +336,26 @@ TEST(Linalg, MatmulHalfPanels) {
     for (size_t i = 0; i < ref.size(); ++i) ref[i] = 0.5 * prod[i] - 2.0 * c.v[i];
     for (auto& dev : test::devices()) {
       expect_result(addmm(c.x, a.x, b.x, 0.5, -2.0, dev), ref, shape, dt, where(dev, dt, "addmm panels"));
+    }
+  }
+}
+
+// The CPU splits big products into a block of rows or columns per thread: with more threads
+// than 8-long blocks, with blocks that do not divide the side, operands either way round.
+TEST(Linalg, MatmulSplitOverManyThreads) {
+  struct Threads {
+    int before = cpu::num_threads();
+    ~Threads() { cpu::set_num_threads(before); }
+  } restore;
+  for (int threads : {3, 64}) {
+    cpu::set_num_threads(threads);
+    for (Dtype dt : {float32, float64}) {
+      const std::string t = std::to_string(threads) + " threads ";
+      check_matmul(make({48, 256}, dt), make({256, 48}, dt), dt, t + "48x256 @ 256x48");
+      check_matmul(make({301, 700}, dt), make({700, 20}, dt), dt, t + "301x700 @ 700x20 (rows)");
+      check_matmul(view_of(transpose(make({700, 301}, dt).x)), make({700, 20}, dt), dt, t + "rows, a transposed");
+      check_matmul(make({20, 700}, dt), make({700, 299}, dt), dt, t + "20x700 @ 700x299 (columns)");
+      check_matmul(make({20, 700}, dt), view_of(transpose(make({299, 700}, dt).x)), dt, t + "columns, b transposed");
     }
   }
 }

@@ -10,10 +10,6 @@ namespace kiln::cpu::blas {
 
 namespace {
 
-// Products of fewer multiply-adds run on the calling thread: splitting them costs more than
-// their work.
-constexpr double kSplitWork = double(1 << 19);
-
 // Checked at every call: a program may set OpenBLAS's threads itself (bench/core_bench.cpp times
 // OpenBLAS alone with its own threads).
 void one_blas_thread() {
@@ -35,20 +31,21 @@ void call(bool ta, bool tb, int m, int n, int k, complex64_t alpha, const comple
   cblas_cgemm(CblasRowMajor, trans(ta), trans(tb), m, n, k, &alpha, a, lda, b, ldb, &beta, c, ldc);
 }
 
-// Splits the longer of C's two sides into one block per thread (a multiple of 16 long), each a
-// product of its own: a block of rows reads all of B, a block of columns all of A.
+// Splits the longer of C's two sides into a block per thread (a multiple of 8 long, so column
+// blocks start 32 bytes apart), each a product of its own: a block of rows reads all of B, a
+// block of columns all of A.
 template <class T>
 void split(bool ta, bool tb, int m, int n, int k, T alpha, const T* a, int lda, const T* b, int ldb, T beta, T* c,
            int ldc) {
   one_blas_thread();
-  const int threads = num_threads();
-  if (threads <= 1 || double(m) * n * k < kSplitWork || std::max(m, n) < 32) {
+  const bool by_rows = m > n;
+  const int len = by_rows ? m : n;
+  const int threads = std::min(num_threads(), len / 8);
+  if (threads <= 1 || double(m) * n * k < double(kSplitWork)) {
     call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  const bool by_rows = m > n;
-  const int len = by_rows ? m : n;
-  const int block = (len / threads + 15) / 16 * 16;
+  const int block = ((len + threads - 1) / threads + 7) / 8 * 8;
   const int blocks = (len + block - 1) / block;
   parallel_for(blocks, 1, [&](int64_t first, int64_t last) {
     for (int64_t i = first; i < last; ++i) {

@@ -26,7 +26,7 @@ using gemm::Plan;
 
 // Products of at most this many multiply-adds run one per thread across the batch; bigger ones
 // run one after another, each split over the threads (blas.h).
-constexpr int64_t kSmallGemm = int64_t{1} << 18;
+constexpr int64_t kSmallGemm = blas::kSplitWork;
 
 template <class T>
 constexpr bool is_half = std::is_same_v<T, float16_t> || std::is_same_v<T, bfloat16_t>;
