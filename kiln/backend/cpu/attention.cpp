@@ -35,13 +35,13 @@ View4<T> view4(const array& a) {
   return {a.host_data<T>(), s[0], s[1], s[2], s[3]};
 }
 
-// dst[0..n) = float(src[i * stride]).
+// dst[i * dst_stride] = float(src[i * stride]) for i < n.
 template <class T>
-void load_row(const T* src, int64_t stride, int64_t n, float* dst) {
-  if (stride == 1) {
+void load_row(const T* src, int64_t stride, int64_t n, float* dst, int64_t dst_stride = 1) {
+  if (stride == 1 && dst_stride == 1) {
     for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]);
   } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i * stride]);
+    for (int64_t i = 0; i < n; ++i) dst[i * dst_stride] = static_cast<float>(src[i * stride]);
   }
 }
 
@@ -187,7 +187,7 @@ void attention_typed(const ScaledDotProductAttention& p, const std::vector<array
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / work);
 
   parallel_for(items, grain, [&](int64_t begin, int64_t end) {
-    std::vector<float> qf(kQueryBlock * D), kt(D * kKeyBlock), row(D), vf(kKeyBlock * Dv), acc(kQueryBlock * Dv);
+    std::vector<float> qf(kQueryBlock * D), kt(D * kKeyBlock), vf(kKeyBlock * Dv), acc(kQueryBlock * Dv);
     std::vector<float> mrow(kQueryBlock), lrow(kQueryBlock), sc(kRows * kKeyBlock);
     for (int64_t it = begin; it < end; ++it) {
       const int64_t qb = it % qblocks, h = (it / qblocks) % Hq, b = it / (qblocks * Hq);
@@ -202,16 +202,17 @@ void attention_typed(const ScaledDotProductAttention& p, const std::vector<array
       for (int64_t j0 = 0; j0 < kend; j0 += kKeyBlock) {
         const int64_t nk = std::min(kKeyBlock, kend - j0);
         for (int64_t j = 0; j < nk; ++j) {
-          load_row(k.row(b, hk, j0 + j), k.s3, D, row.data());
-          for (int64_t d = 0; d < D; ++d) kt[d * kKeyBlock + j] = row[d];
+          load_row(k.row(b, hk, j0 + j), k.s3, D, kt.data() + j, kKeyBlock);  // key j as column j
           load_row(v.row(b, hk, j0 + j), v.s3, Dv, vf.data() + j * Dv);
         }
+        // The keys row i sees in this block: [0, n).
+        auto seen = [&](int64_t i) { return p.causal ? std::min(nk, Lk - Lq + i - j0 + 1) : nk; };
         // Row r's scores s[0, n) become its weights: masked, then exp(s - new max), zero past its
         // own keys. Updates its max and sum and returns the factor for its old output (1, with
         // every weight 0, when the block shows it nothing).
         auto weigh = [&](int64_t r, float* s, int64_t n) {
           const int64_t i = r0 + r;
-          const int64_t jmax = std::max<int64_t>(0, p.causal ? std::min(nk, Lk - Lq + i - j0 + 1) : nk);
+          const int64_t jmax = std::max<int64_t>(0, seen(i));
           if (has_mask) {
             for (int64_t j = 0; j < jmax; ++j) {
               const int64_t mo = b * ms[0] + h * ms[1] + i * ms[2] + (j0 + j) * ms[3];
@@ -240,8 +241,6 @@ void attention_typed(const ScaledDotProductAttention& p, const std::vector<array
           lrow[r] = l;
           return alpha;
         };
-        // The keys row i sees in this block: [0, n).
-        auto seen = [&](int64_t i) { return p.causal ? std::min(nk, Lk - Lq + i - j0 + 1) : nk; };
         int64_t r = 0;
         for (; r + kRows <= rows; r += kRows) {  // over the keys the group's last row sees, the most
           const int64_t n = seen(r0 + r + kRows - 1);

@@ -2,8 +2,9 @@
 // float16 and bfloat16 are converted to float32 (the second operand a panel of columns at a time),
 // multiplied by sgemm (float32 accumulation) and converted back; integers and bool use a plain
 // loop. Decoding's shape (a few rows times a transposed row-major weight) has its own
-// matrix-vector loop for float32 and the 16-bit floats (gemv_rows.cpp). Operands are read in place whenever BLAS can describe their layout (transposed
-// ones included); an operand that has none is copied once.
+// matrix-vector loop for float32 and the 16-bit floats (gemv_rows.cpp). Operands are read in
+// place whenever BLAS can describe their layout (transposed ones included); an operand that has
+// none is copied once.
 #include <algorithm>
 #include <climits>
 #include <type_traits>

@@ -16,6 +16,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "kiln/backend/common/env.h"
 #include "kiln/backend/cuda/cuda_backend.h"
 #include "kiln/backend/cuda/cudnn_util.h"
 #include "kiln/memory.h"
@@ -28,10 +29,7 @@ namespace fe = cudnn_frontend;
 using Tensor = std::shared_ptr<fe::graph::Tensor_attributes>;
 
 bool enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("KILN_CUDNN_ATTENTION");
-    return !(v && std::string(v) == "0");
-  }();
+  static const bool on = !env::off("KILN_CUDNN_ATTENTION");
   return on;
 }
 

@@ -25,6 +25,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "kiln/backend/common/env.h"
 #include "kiln/backend/cuda/cuda_backend.h"
 #include "kiln/backend/cuda/cudnn_util.h"
 #include "kiln/errors.h"
@@ -38,27 +39,19 @@ namespace fe = cudnn_frontend;
 using Tensor = std::shared_ptr<fe::graph::Tensor_attributes>;
 
 
-bool env_off(const char* name) {
-  const char* v = std::getenv(name);
-  return v && std::string(v) == "0";
-}
-
 bool autotune_enabled() {
-  static const bool on = !env_off("KILN_CUDNN_AUTOTUNE");
+  static const bool on = !env::off("KILN_CUDNN_AUTOTUNE");
   return on;
 }
 
 bool fuse_enabled() {
-  static const bool on = !env_off("KILN_CUDNN_FUSE");
+  static const bool on = !env::off("KILN_CUDNN_FUSE");
   return on;
 }
 
 // Convolutions of at least this many FLOPs are tuned (KILN_CUDNN_TUNE_FLOPS overrides).
 double tune_flops() {
-  static const double f = [] {
-    const char* v = std::getenv("KILN_CUDNN_TUNE_FLOPS");
-    return v ? std::atof(v) : 1e9;
-  }();
+  static const double f = env::number("KILN_CUDNN_TUNE_FLOPS", 1e9);
   return f;
 }
 

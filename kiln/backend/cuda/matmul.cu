@@ -13,13 +13,13 @@
 #include <cublasLt.h>
 #include <cublas_v2.h>
 
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 
+#include "kiln/backend/common/env.h"
 #include "kiln/backend/common/matmul_plan.h"
 #include "kiln/backend/cuda/elementwise.cuh"
 #include "kiln/backend/cuda/gemv.cuh"
@@ -38,19 +38,13 @@ constexpr size_t kWorkspaceBytes = size_t{32} << 20;
 constexpr int kHeuristics = 8;
 
 bool autotune_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("KILN_MATMUL_AUTOTUNE");
-    return !(v && std::string(v) == "0");
-  }();
+  static const bool on = !env::off("KILN_MATMUL_AUTOTUNE");
   return on;
 }
 
 // GEMMs of at least this many FLOPs (2 m n k, times the batch) are tuned when tuning is on.
 double tune_flops() {
-  static const double f = [] {
-    const char* v = std::getenv("KILN_MATMUL_TUNE_FLOPS");
-    return v ? std::atof(v) : 1e10;
-  }();
+  static const double f = env::number("KILN_MATMUL_TUNE_FLOPS", 1e10);
   return f;
 }
 
